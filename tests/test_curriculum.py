@@ -41,7 +41,7 @@ SCORES = {
 def test_phase_weights_default_config():
     cfg = CurriculumConfig()
     assert COMPONENTS == ("anomalies", "light_exotics", "invalid_terms", "length", "heavy_exotics")
-    expected = [[0, 0, 1, 1, 0], [0, 1, 1, 1, 0], [1, 1, 1, 1, 0]]
+    expected = [[0, 0, 1, 1, 0], [0, 1, 1, 1, 0], [1, 1, 1, 1, 1]]   # the bonus joins in the last phase
     for phase, row in enumerate(expected):
         np.testing.assert_array_equal(phase_weights(cfg, phase), np.array(row, np.float32))
     traced = jax.jit(phase_weights, static_argnums=0)(cfg, jnp.int32(1))     # phase may be traced
