@@ -1,0 +1,206 @@
+"""PNG plots of a run's `metrics.jsonl`, and of curves that compare runs.
+
+Rendering uses matplotlib's Agg canvas on explicit Figure objects (no pyplot
+global state, no display needed). Each plot is a column of panels sharing
+the step axis; a panel shows those of its metric keys present in the
+records, and a figure none of whose keys are present is skipped. Noisy
+series are drawn faintly with an exponentially smoothed line over them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .metrics import read_metrics
+
+PLOTS_DIR = "plots"
+SMOOTHING = 0.9         # EMA weight of the smoothed line (TensorBoard-style, debiased)
+MIN_SMOOTH_POINTS = 10  # fewer points than this: draw the raw series only
+
+# Metric keys each plot looks for (exact names, in this order).
+TOTAL_REWARD_KEYS = ("mean_reward", "reward", "total_reward")
+EXTRA_TOTAL_KEYS = ("max_reward",)
+NOT_COMPONENT_PREFIXES = ("mean_", "max_", "min_", "best_", "std_", "buffer_", "replay_")
+SUCCESS_KEYS = ("success_rate",)
+UNIQUE_KEYS = ("unique_successes", "num_unique_successes", "num_discoveries")
+KL_KEYS = ("kl", "kl_divergence", "mean_kl")
+ENTROPY_KEYS = ("entropy",)
+COEF_KEYS = ("kl_coef", "entropy_coef")
+PHASE_KEYS = ("curriculum_phase", "phase")
+BUFFER_SIZE_KEYS = ("buffer_size", "replay_size")
+BUFFER_REWARD_KEYS = ("buffer_mean_reward", "replay_mean_reward")
+BUFFER_SUCCESS_KEYS = ("buffer_success_rate", "replay_success_rate")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def metric_keys(records: Sequence[dict]) -> list[str]:
+    """Numeric metric keys of the records, in order of first appearance (without "step")."""
+    keys: dict[str, None] = {}
+    for record in records:
+        for key, value in record.items():
+            if key != "step" and _is_number(value):
+                keys.setdefault(key, None)
+    return list(keys)
+
+
+def series(records: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one metric, sorted by step; a repeated step keeps its last value.
+
+    (A resumed run repeats the steps after its checkpoint; the later values win.)
+    """
+    by_step: dict[int, float] = {}
+    for record in records:
+        value = record.get(key)
+        if _is_number(value) and _is_number(record.get("step")):
+            by_step[int(record["step"])] = float(value) if math.isfinite(value) else math.nan
+    steps = np.array(sorted(by_step), dtype=np.int64)
+    return steps, np.array([by_step[s] for s in steps], dtype=np.float64)
+
+
+def smooth(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
+    """Debiased exponential moving average; non-finite values are skipped."""
+    out = np.full(len(values), math.nan)
+    acc = norm = 0.0
+    for i, value in enumerate(values):
+        if math.isfinite(value):
+            acc = weight * acc + (1.0 - weight) * value
+            norm = weight * norm + (1.0 - weight)
+        if norm > 0:
+            out[i] = acc / norm
+    return out
+
+
+def _draw(ax, steps: np.ndarray, values: np.ndarray, label: str, smoothed: bool,
+          step_style: bool = False) -> None:
+    """One series: raw (faint when smoothed) and its smoothed line."""
+    if step_style:
+        ax.plot(steps, values, label=label, drawstyle="steps-post")
+    elif smoothed and len(values) >= MIN_SMOOTH_POINTS:
+        (raw,) = ax.plot(steps, values, alpha=0.25, linewidth=1)
+        ax.plot(steps, smooth(values), color=raw.get_color(), label=label, linewidth=1.8)
+    else:
+        ax.plot(steps, values, label=label, marker="o" if len(values) < 30 else None,
+                markersize=3)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=100)
+    return path
+
+
+# A panel: (title, keys present in the records -> keys to draw, smoothed?, step style?).
+Panel = tuple[str, Callable[[list[str]], list[str]], bool, bool]
+
+
+def _exact(names: Sequence[str]) -> Callable[[list[str]], list[str]]:
+    return lambda keys: [n for n in names if n in keys]
+
+
+def _first(names: Sequence[str]) -> Callable[[list[str]], list[str]]:
+    return lambda keys: [n for n in names if n in keys][:1]
+
+
+def _reward_components(keys: list[str]) -> list[str]:
+    return [k for k in keys if k.endswith("_reward") and k not in TOTAL_REWARD_KEYS
+            and not k.startswith(NOT_COMPONENT_PREFIXES)]
+
+
+def _losses(keys: list[str]) -> list[str]:
+    return [k for k in keys if k == "loss" or k.endswith("_loss")]
+
+
+FIGURES: dict[str, tuple[str, list[Panel]]] = {
+    "reward.png": ("Reward", [
+        ("Total reward", _exact(TOTAL_REWARD_KEYS + EXTRA_TOTAL_KEYS), True, False),
+        ("Reward components", _reward_components, True, False)]),
+    "success.png": ("Success", [
+        ("Success rate", _exact(SUCCESS_KEYS), True, False),
+        ("Unique successes", _first(UNIQUE_KEYS), False, False)]),
+    "kl_entropy.png": ("KL and entropy", [
+        ("KL divergence", _exact(KL_KEYS), True, False),
+        ("Entropy", _exact(ENTROPY_KEYS), True, False),
+        ("Coefficients", _exact(COEF_KEYS), False, False)]),
+    "loss.png": ("Loss", [("Loss", _losses, True, False)]),
+    "curriculum.png": ("Curriculum", [("Curriculum phase", _first(PHASE_KEYS), False, True)]),
+    "replay.png": ("Replay buffer", [
+        ("Buffer size", _first(BUFFER_SIZE_KEYS), False, False),
+        ("Buffer mean reward", _first(BUFFER_REWARD_KEYS), True, False),
+        ("Buffer success rate", _first(BUFFER_SUCCESS_KEYS), True, False)]),
+}
+
+
+def plot_records(records: Sequence[dict], out_dir: str | Path) -> list[Path]:
+    """Write the plots of FIGURES that have data into `out_dir`; returns the written paths."""
+    out_dir = Path(out_dir)
+    keys = metric_keys(records)
+    written = []
+    for filename, (title, panels) in FIGURES.items():
+        present = [(name, select(keys), smoothed, steps)
+                   for name, select, smoothed, steps in panels if select(keys)]
+        if not present:
+            continue
+        fig = Figure(figsize=(11, 2.8 * len(present) + 0.6))
+        axes = fig.subplots(len(present), 1, sharex=True, squeeze=False)[:, 0]
+        for ax, (name, names, smoothed, step_style) in zip(axes, present):
+            for key in names:
+                _draw(ax, *series(records, key), key, smoothed, step_style)
+            ax.set_title(name, fontsize=10)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never hides data
+        axes[-1].set_xlabel("step")
+        fig.suptitle(title)
+        fig.tight_layout()
+        written.append(_save(fig, out_dir / filename))
+    return written
+
+
+def plot_metrics(source: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Plots of a run directory or `metrics.jsonl` (default output: the run's `plots/`).
+
+    Raises FileNotFoundError when there is no metrics file and ValueError when
+    it holds no records; returns the written paths (missing keys are skipped).
+    """
+    source = Path(source)
+    records = read_metrics(source)
+    if not records:
+        raise ValueError(f"{source}: no metrics records")
+    if out_dir is None:
+        out_dir = (source if source.is_dir() else source.parent) / PLOTS_DIR
+    return plot_records(records, out_dir)
+
+
+def plot_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | Path,
+                title: str, ylabel: str, xlabel: str = "step") -> Path:
+    """One axes comparing named curves {label: (steps, values)} (e.g. pretrained vs random init).
+
+    Long curves are drawn faintly with a smoothed line. Returns `path`.
+    """
+    if not curves:
+        raise ValueError(f"plot_curves: no curves to plot into {path}")
+    fig = Figure(figsize=(10, 5))
+    ax = fig.subplots()
+    for label, (steps, values) in curves.items():
+        steps = np.asarray(steps, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float64)
+        if steps.shape != values.shape or steps.ndim != 1:
+            raise ValueError(f"plot_curves: curve '{label}' has {steps.shape} steps "
+                             f"but {values.shape} values")
+        _draw(ax, steps, values, label, smoothed=True)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _save(fig, Path(path))
