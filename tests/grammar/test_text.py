@@ -70,6 +70,11 @@ def test_errors_say_what_was_allowed():
                                "TERMS MAJORANA m_2 M1e0 END END_TERMS", "f")
 
 
+def test_unknown_token_says_what_was_allowed():
+    with pytest.raises(text.TheoryError, match=r"^f:3: unknown token 'Q'; allowed there: END$"):
+        text.parse_theory_text("GAUGE U1 END_GAUGE\nFIELDS\n  FERMION L gen_1 q_0 Q END\n", "f")
+
+
 def test_missing_file():
     with pytest.raises(text.TheoryError, match="nope.theory: cannot read"):
         text.load_theory("nope.theory")

@@ -196,7 +196,13 @@ def recognise(tokens: list[str], max_len: int | None = None) -> Recognition:
     """Accept or reject a whole theory (token strings, BOS..EOS), saying why."""
     unknown = next((i for i, t in enumerate(tokens) if t not in V.TOKEN_ID), None)
     if unknown is not None:
-        return Recognition(False, f"unknown token '{tokens[unknown]}'", unknown, tokens[unknown])
+        try:
+            allowed = sorted(continuations(tokens[:unknown]), key=V.TOKEN_ID.get)
+        except ValueError:    # an earlier token is wrong as well: report the unknown one alone
+            allowed = []
+        hint = f"; allowed there: {describe_allowed(allowed)}" if allowed else ""
+        return Recognition(False, f"unknown token '{tokens[unknown]}'{hint}", unknown,
+                           tokens[unknown], allowed)
     parser = _Parser(tokens)
     try:
         parser.theory()

@@ -1,0 +1,69 @@
+"""scripts/score.py (spec §5): JSON lines, rejected files, exit status, readable table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from theorygrpo_jax import score
+from theorygrpo_jax.reward import RewardConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = Path("/work/shared/examples")
+SPEC_KEYS = {"file", "accepted", "error", "anomalies", "anomaly_free", "anomaly_l1", "invalid_terms",
+             "light_exotics", "success", "rewards"}
+REWARD_KEYS = {"anomalies_reward", "light_exotics_reward", "invalid_terms_reward", "length_reward",
+               "total_reward"}
+
+
+@pytest.fixture(scope="module")
+def bad_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("theories") / "bad.theory"
+    path.write_text("GAUGE U1 END_GAUGE\nFIELDS\n  FERMION L gen_1 q_1 END\n"
+                    "  FERMION L gen_1 q_2 BOGUS END\nEND_FIELDS\nTERMS\nEND_TERMS\n")
+    return path
+
+
+def test_score_script_json(bad_file):
+    files = [EXAMPLES / "sm.theory", bad_file, EXAMPLES / "su5_gut.theory"]
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "score.py"), *map(str, files), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0                       # one file was rejected
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["file"] for r in lines] == list(map(str, files))
+    sm, bad, su5 = lines
+    for r in lines:
+        assert SPEC_KEYS <= set(r)
+
+    assert sm["accepted"] and sm["error"] is None
+    assert sm["success"] and sm["anomaly_free"] and sm["anomaly_l1"] == 0
+    assert sm["invalid_terms"] == 0 and sm["light_exotics"] == 0
+    assert sm["anomalies"] == {"SU3^3": 0, "SU2^2 U1": 0, "SU3^2 U1": 0, "U1^3": 0, "grav U1": 0,
+                               "Witten SU2": 0}
+    assert REWARD_KEYS <= set(sm["rewards"]) and sm["rewards"]["total_reward"] == 0.0
+    assert sm["reference_agrees"]
+
+    assert bad["accepted"] is False
+    assert "bad.theory:4" in bad["error"] and "BOGUS" in bad["error"]   # file, line, token
+
+    assert su5["accepted"] and su5["success"] and su5["anomalies"] == {"SU5^3": 0}
+
+
+def test_score_table_and_preset(capsys):
+    assert score.main([str(EXAMPLES / "sm.theory"), "--preset", "lhc"]) == 0
+    table = capsys.readouterr().out
+    assert "SUCCESS" in table and "U1^3" in table and "Witten SU2" in table
+    assert "Q=  2/3" in table and "m=[0.002, 1, 200]" in table       # the top, as a fraction and GeV
+    assert "total_reward=0.0000" in table
+
+
+def test_score_files_in_process(bad_file):
+    res = score.score_files([str(bad_file), str(EXAMPLES / "sm.theory")], RewardConfig())
+    assert res[0]["accepted"] is False and res[1]["accepted"] is True
+    higgs = res[1]["fields"][5]
+    assert not higgs["exotic"] and [c["Q"] for c in higgs["components"]] == ["1", "0"]
+    assert higgs["components"][0]["masses_gev"] == [100.0]
