@@ -1,0 +1,185 @@
+"""The jitted grammar-constrained sampler and the log-prob recomputation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from theorygrpo_jax import model as M
+from theorygrpo_jax import sampler as S
+from theorygrpo_jax.grammar import automaton, recognizer
+from theorygrpo_jax.grammar import vocab as V
+
+CONFIG = M.ModelConfig.tiny()  # 1 layer, d_model 32, max_len 64: two cache-window blocks
+L = CONFIG.max_len
+BATCH = 16
+COMPLETE = "BOS GAUGE SU2 END_GAUGE FIELDS FERMION L gen_1 F END END_FIELDS TERMS END_TERMS EOS"
+PROMPTS = [["BOS"], ["BOS", "GAUGE", "U1", "SU2"], COMPLETE.split(),
+           "BOS GAUGE SU3 END_GAUGE FIELDS SCALAR CPLX VEV".split()]
+
+recompute = jax.jit(S.sequence_logprobs, static_argnames=("config", "top_k", "use_masks"))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    # A larger init scale than the default makes the policy far from uniform, so that
+    # greedy / top-k / temperature behave visibly differently.
+    params = M.init_params(CONFIG, jax.random.PRNGKey(0))
+    params = jax.tree_util.tree_map(lambda x: x * 2.0, params)
+    return params, automaton.load_tables()
+
+
+@pytest.fixture(scope="module")
+def rollout(setup):
+    """rollout(temperature, seed, ...): sampled once per module and setting."""
+    params, tables = setup
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(BATCH)]
+    cache = {}
+
+    def get(temperature=1.0, seed=1, top_k=None, windows_and_compaction=False):
+        # Default: one cache block, no compaction (one compiled loop body). The other
+        # setting runs two cache-window blocks and compacts 16 rows into 8 slots.
+        key = (temperature, seed, top_k, windows_and_compaction)
+        if key not in cache:
+            extra = (dict(block_size=None, min_slots=8) if windows_and_compaction
+                     else dict(block_size=L, min_slots=None))
+            cache[key] = jax.device_get(S.sample(
+                params, CONFIG, tables, jax.random.PRNGKey(seed), prompts,
+                temperature=temperature, top_k=top_k, **extra))
+        return cache[key]
+    return get
+
+
+def _strings(row, n):
+    return V.token_strs(row[:n])
+
+
+def test_every_theory_accepted_and_rows_freeze(rollout):
+    r = rollout()
+    assert r.tokens.shape == (BATCH, L) and r.finished.all()
+    for row, n in zip(r.tokens, r.lengths):
+        result = recognizer.recognise(_strings(row, n), L)
+        assert result.accepted, result.error
+        assert row[n - 1] == V.EOS and row[0] == V.BOS
+        assert (row[n:] == V.PAD).all()                      # frozen after EOS
+    after = np.arange(L)[None, :] >= r.lengths[:, None]
+    assert not r.completion_mask[after].any() and (r.logprobs[after] == 0).all()
+    assert int(r.num_steps) == r.lengths.max()                # stops when every row is done
+
+
+def test_prompts_respected_and_completion_mask(rollout):
+    r = rollout()
+    for i, (row, n) in enumerate(zip(r.tokens, r.lengths)):
+        prompt = PROMPTS[i % len(PROMPTS)]
+        assert _strings(row, len(prompt)) == prompt
+        assert r.prompt_len[i] == len(prompt)
+        expected = (np.arange(L) >= len(prompt)) & (np.arange(L) < n)
+        np.testing.assert_array_equal(r.completion_mask[i], expected)
+        assert (r.logprobs[i][:len(prompt)] == 0).all()
+        assert (r.logprobs[i][expected] <= 0).all() and (r.logprobs[i][expected] > -30).all()
+    complete = [i for i in range(BATCH) if PROMPTS[i % len(PROMPTS)] == COMPLETE.split()]
+    assert all(r.lengths[i] == len(COMPLETE.split()) for i in complete)
+
+
+def test_recomputed_logprobs_match_sampler(setup, rollout):
+    params, tables = setup
+    r = rollout()
+    logp, entropy = recompute(params, CONFIG, tables, jnp.asarray(r.tokens), 1.0)
+    np.testing.assert_allclose(np.where(r.completion_mask, logp, 0.0), r.logprobs, atol=1e-5)
+    assert (np.asarray(entropy) >= -1e-6).all()
+    pads = r.tokens == V.PAD
+    np.testing.assert_allclose(np.asarray(entropy)[pads], 0.0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(logp)[pads], 0.0, atol=1e-6)
+
+
+def test_temperature_and_top_k_recompute(setup, rollout):
+    params, tables = setup
+    r = rollout(temperature=0.7, seed=3, top_k=5)
+    logp, _ = recompute(params, CONFIG, tables, jnp.asarray(r.tokens), 0.7, top_k=5)
+    np.testing.assert_allclose(np.where(r.completion_mask, logp, 0.0), r.logprobs, atol=1e-5)
+
+
+def test_windows_and_compaction_do_not_change_samples(rollout):
+    a, b = rollout(windows_and_compaction=True), rollout()
+    assert S.default_block_size(CONFIG) < L and S._slot_sizes(BATCH, 8) == [16, 8]
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
+
+
+def test_greedy_is_argmax_of_masked_logits(setup, rollout):
+    params, tables = setup
+    r = rollout(temperature=0.0)
+    tokens = jnp.asarray(r.tokens)
+
+    @jax.jit
+    def masked_argmax(params, tables, tokens):
+        logits = M.forward(params, CONFIG, tokens)[:, :-1]
+        masks = jax.vmap(automaton.sequence_masks, in_axes=(None, 0, None))(tables, tokens, L)
+        return jnp.argmax(jnp.where(masks[:, 1:], logits, S.NEG_INF), axis=-1)
+
+    greedy = np.asarray(masked_argmax(params, tables, tokens))
+    gen = r.completion_mask[:, 1:]
+    np.testing.assert_array_equal(r.tokens[:, 1:][gen], greedy[gen])
+    # Greedy log-probs are those of the untempered policy, and the recompute agrees.
+    logp, _ = recompute(params, CONFIG, tables, tokens, 0.0)
+    np.testing.assert_allclose(np.where(r.completion_mask, logp, 0.0), r.logprobs, atol=1e-5)
+    # Different keys: greedy rows with the same prompt are identical.
+    again = rollout(temperature=0.0, seed=2)
+    np.testing.assert_array_equal(r.tokens, again.tokens)
+    assert (r.tokens[0] == r.tokens[4]).all()
+
+
+def test_rng_per_row_and_key(rollout):
+    a, b = rollout(seed=1), rollout(seed=2)
+    assert not (a.tokens == b.tokens).all()
+    # Rows with the same prompt differ (per-row RNG streams).
+    assert not (a.tokens[0] == a.tokens[4]).all() or not (a.tokens[0] == a.tokens[8]).all()
+
+
+@pytest.mark.parametrize("prompt, message", [
+    (["BOS", "FIELDS"], r"token 'FIELDS' at position 1 .*allowed there: GAUGE"),
+    (["GAUGE"], r"token 'GAUGE' at position 0 .*allowed there: BOS"),
+    (["BOS", "GAUGE", "SU3", "U1"], r"token 'U1' at position 3 .*allowed there: END_GAUGE SU3 "
+                                    r"SU4 SU5$"),
+    (["BOS", "GAUGE", "XYZ"], r"unknown token 'XYZ'"),
+])
+def test_bad_prompt_raises_clear_error(setup, prompt, message):
+    params, tables = setup
+    with pytest.raises(ValueError, match=message):
+        S.sample(params, CONFIG, tables, jax.random.PRNGKey(0), [["BOS"], prompt])
+
+
+def test_prompt_that_cannot_finish_in_max_len_is_rejected():
+    fields = (["BOS", "GAUGE", "SU2", "END_GAUGE", "FIELDS"]
+              + ["FERMION", "L", "gen_1", "F", "END"] * 11)
+    S.check_prompt(fields, L)  # 60 tokens: END_FIELDS TERMS END_TERMS EOS still fit in 64
+    with pytest.raises(ValueError,
+                       match="token 'FERMION' at position 60 .*allowed there: END_FIELDS$"):
+        S.check_prompt(fields + ["FERMION"], L)  # a 12th field could not be finished
+    with pytest.raises(ValueError, match="longer than max_len"):
+        S.check_prompt(["BOS"] * (L + 1), L)
+
+
+def test_make_prompts_packs_and_repeats():
+    tokens, lens = S.make_prompts([["BOS", "GAUGE"]], L, batch_size=3)
+    assert tokens.shape == (3, 2) and (lens == 2).all()
+    tokens, lens = S.make_prompts([[V.BOS], ["BOS", "GAUGE", "U1"]], L)
+    np.testing.assert_array_equal(tokens[0], [V.BOS, V.PAD, V.PAD])
+    np.testing.assert_array_equal(lens, [1, 3])
+    with pytest.raises(ValueError, match="batch_size"):
+        S.make_prompts(None, L)
+
+
+def test_bench_roofline_cost_model():
+    from theorygrpo_jax import bench
+
+    config = M.ModelConfig.original()
+    shapes = jax.eval_shape(lambda: M.init_params(config, jax.random.PRNGKey(0)))
+    costs = bench.model_costs(config, shapes)
+    assert costs["params"] == 8_459_776
+    assert costs["matmul_flops"] == 2 * (4 * (4 * 512 * 512 + 2 * 512 * 1024) + 130 * 512)
+    assert costs["kv_bytes_per_pos"] == 2 * 4 * 512 * 4
+    mask = np.zeros((2, 8), bool)
+    mask[0, 1] = True  # one token at position 1: compute-bound at 1 FLOP/s, 1 B/s
+    flops = costs["matmul_flops"] + costs["attn_flops_per_pos"] * 2
+    assert bench.roofline_time(costs, mask, 64, 1.0, 1e30) == pytest.approx(flops)

@@ -1,0 +1,205 @@
+"""Sampler benchmark: throughput, roofline, grammar-mask overhead, memory.
+
+`run_benchmark(preset, batch)` samples batches of theories from a freshly
+initialised model (random init: the length distribution is that of a random
+policy under the grammar masks) and reports:
+
+- tokens_per_s: policy-generated tokens (Rollout.completion_mask) per second
+  of wall time of the jitted sampler (median of `repeats` calls, compile
+  excluded), theories_per_s likewise;
+- matmul_flops_per_s (a jitted 2048^3 float32 matmul) and
+  mem_bandwidth_bytes_per_s (a jitted sum over a 256 MiB array), measured in
+  the same run;
+- roofline_tokens_per_s: generated tokens / the sum over those tokens of
+  max(FLOPs(token) / matmul_flops_per_s, bytes(token) / mem_bandwidth), with
+  FLOPs = 2 x matmul params + attention over positions 0..p, and bytes = all
+  weights once per batch step / batch + the KV cache up to position p;
+  roofline_fraction = tokens_per_s / roofline_tokens_per_s;
+- mask_overhead: time with grammar masks / the same sampler with masks off
+  (static flag), both over the same positions (stop_pos) without compaction;
+- peak memory: XLA's memory analysis of the compiled sampler (arguments +
+  outputs + temporaries) at batch 64 and 1024, and this process's max RSS.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import model as M
+from . import sampler as S
+from .grammar import automaton
+
+PRESETS = ("cpu_default", "original")
+PYTORCH_ORIGINAL_TOKENS_PER_S = 72.0  # the original PyTorch sampler, original preset, batch 64
+
+
+def _best_time(fn, *args, repeats: int = 5) -> float:
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure_matmul_flops(n: int = 2048) -> float:
+    """FLOP/s of a jitted n x n x n float32 matmul."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    return 2.0 * n ** 3 / _best_time(jax.jit(jnp.matmul), a, a)
+
+
+def measure_bandwidth(nbytes: int = 256 << 20) -> float:
+    """Bytes/s read by a jitted sum over a float32 array of `nbytes` (larger than the caches)."""
+    x = jnp.ones((nbytes // 4,), jnp.float32)
+    return nbytes / _best_time(jax.jit(jnp.sum), x)
+
+
+def model_costs(config: M.ModelConfig, params: Any) -> dict[str, float]:
+    """Per-token cost model: matmul FLOPs, weight bytes, KV bytes per cached position."""
+    n_params = M.num_params(params)
+    # Matmul weights: every matrix except the embedding table (a gather), which a tied head
+    # reuses as its matmul; norm scales and biases are vectors.
+    matrices = sum(int(x.size) for x in jax.tree_util.tree_leaves(params) if x.ndim >= 2)
+    embed = config.vocab_size * config.d_model
+    matmul_params = matrices - (0 if config.tie_embeddings else embed)
+    weight_bytes = sum(int(x.size) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
+    kv_bytes_per_pos = 2 * config.n_layers * config.d_model * jnp.dtype(config.kv_dtype).itemsize
+    attn_flops_per_pos = 4 * config.n_layers * config.d_model  # q.k and p.v
+    return dict(params=n_params, matmul_flops=2.0 * matmul_params, weight_bytes=weight_bytes,
+                kv_bytes_per_pos=kv_bytes_per_pos, attn_flops_per_pos=attn_flops_per_pos)
+
+
+def roofline_time(costs: dict[str, float], completion_mask: np.ndarray, batch: int,
+                  flops_per_s: float, bytes_per_s: float) -> float:
+    """Lower bound on the time to generate the tokens marked in completion_mask [B, L]."""
+    positions = np.nonzero(completion_mask)[1].astype(np.float64)
+    flops = costs["matmul_flops"] + costs["attn_flops_per_pos"] * (positions + 1)
+    bytes_ = costs["weight_bytes"] / batch + costs["kv_bytes_per_pos"] * (positions + 1)
+    return float(np.sum(np.maximum(flops / flops_per_s, bytes_ / bytes_per_s)))
+
+
+def compiled_memory(params, tables, config: M.ModelConfig, batch: int,
+                    block_size: int | None = None) -> int | None:
+    """Bytes XLA plans for one sampler call at `batch` (arguments + outputs + temporaries)."""
+    tokens, prompt_len = S.make_prompts(None, config.max_len, batch)
+    compiled = S.sample_tokens.lower(params, tables, jnp.asarray(tokens), jnp.asarray(prompt_len),
+                                     jax.random.PRNGKey(0), jnp.float32(1.0),
+                                     jnp.int32(config.max_len), config=config,
+                                     block_size=block_size).compile()
+    stats = compiled.memory_analysis()
+    if stats is None:
+        return None
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
+               + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+
+
+def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3,
+                  masks_compare: bool = True, memory_batches: tuple[int, ...] = (64, 1024),
+                  block_size: int | None = None, config: M.ModelConfig | None = None,
+                  seed: int = 0) -> dict[str, Any]:
+    """Benchmark the sampler for a preset; returns a JSON-able dict (see the module docstring)."""
+    config = config or getattr(M.ModelConfig, preset)()
+    params = M.init_params(config, jax.random.PRNGKey(seed))
+    tables = automaton.load_tables()
+    tokens, prompt_len = (jnp.asarray(a) for a in S.make_prompts(None, config.max_len, batch))
+    temperature = jnp.float32(1.0)
+
+    def call(key, use_masks=True, stop_pos=None, min_slots=8):
+        return S.sample_tokens(params, tables, tokens, prompt_len, key, temperature,
+                               jnp.int32(config.max_len if stop_pos is None else stop_pos),
+                               config=config, use_masks=use_masks, block_size=block_size,
+                               min_slots=min_slots)
+
+    start = time.perf_counter()
+    jax.block_until_ready(call(jax.random.PRNGKey(seed)))
+    compile_s = time.perf_counter() - start
+
+    times, rollouts = [], []
+    for i in range(repeats):
+        key = jax.random.PRNGKey(seed + 1 + i)
+        start = time.perf_counter()
+        rollout = jax.block_until_ready(call(key))
+        times.append(time.perf_counter() - start)
+        rollouts.append(jax.device_get(rollout))
+    masked_s = statistics.median(times)
+    n_tokens = statistics.median(int(r.completion_mask.sum()) for r in rollouts)
+    steps = [int(r.num_steps) for r in rollouts]
+
+    flops_per_s = measure_matmul_flops()
+    bytes_per_s = measure_bandwidth()
+    costs = model_costs(config, params)
+    roof = statistics.median(
+        int(r.completion_mask.sum()) / roofline_time(costs, r.completion_mask, batch,
+                                                    flops_per_s, bytes_per_s) for r in rollouts)
+    tokens_per_s = n_tokens / masked_s
+    out: dict[str, Any] = dict(
+        preset=preset, batch=batch, max_len=config.max_len, params=costs["params"],
+        block_size=block_size or S.default_block_size(config), cache_dtype=config.cache_dtype,
+        tokens_per_s=tokens_per_s, theories_per_s=batch / masked_s,
+        seconds_per_batch=masked_s, generated_tokens_per_batch=n_tokens,
+        mean_length=float(np.mean([r.lengths.mean() for r in rollouts])),
+        loop_steps=steps, active_row_fraction=n_tokens / (batch * statistics.median(steps)),
+        compile_s=compile_s,
+        roofline_tokens_per_s=roof, roofline_fraction=tokens_per_s / roof,
+        matmul_flops_per_s=flops_per_s, mem_bandwidth_bytes_per_s=bytes_per_s,
+        speedup_vs_pytorch_original=(tokens_per_s / PYTORCH_ORIGINAL_TOKENS_PER_S
+                                     if preset == "original" and batch == 64 else None),
+    )
+    if masks_compare:
+        # Masks on vs off, both without compaction (without masks rows rarely stop, so
+        # compaction would not kick in) and stopped at the same position: the same steps
+        # over the same cache windows.
+        stop = min(steps)
+        for use_masks in (True, False):  # compile
+            jax.block_until_ready(call(jax.random.PRNGKey(seed), use_masks, stop, None))
+        best = {True: float("inf"), False: float("inf")}
+        for i in range(max(repeats, 5)):  # interleaved, so that load from other processes hits both
+            for use_masks in (True, False):
+                start = time.perf_counter()
+                jax.block_until_ready(call(jax.random.PRNGKey(seed + 1 + i), use_masks, stop, None))
+                best[use_masks] = min(best[use_masks], time.perf_counter() - start)
+        out["mask_overhead"] = best[True] / best[False]
+    for b in memory_batches:
+        out[f"peak_bytes_batch_{b}"] = compiled_memory(params, tables, config, b, block_size)
+    out["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["device"] = str(jax.devices()[0].device_kind)
+    return out
+
+
+ABLATION = {  # name -> sample_tokens options; each variant samples the very same theories
+    "full_window_no_compaction": lambda c: dict(block_size=c.max_len, min_slots=None),
+    "windows_no_compaction": lambda c: dict(min_slots=None),
+    "windows_and_compaction": lambda c: dict(),
+}
+
+
+def run_ablation(preset: str = "cpu_default", batch: int = 64, repeats: int = 3,
+                 seed: int = 0) -> dict[str, Any]:
+    """Seconds per batch (best of `repeats`, interleaved) of the sampler's speed-ups switched
+    off one by one: the whole cache every step, then cache windows, then compaction."""
+    config = getattr(M.ModelConfig, preset)()
+    params = M.init_params(config, jax.random.PRNGKey(seed))
+    tables = automaton.load_tables()
+    tokens, prompt_len = (jnp.asarray(a) for a in S.make_prompts(None, config.max_len, batch))
+    calls = {name: (lambda key, kw=options(config): S.sample_tokens(
+        params, tables, tokens, prompt_len, key, jnp.float32(1.0), config=config, **kw))
+        for name, options in ABLATION.items()}
+    for call in calls.values():
+        jax.block_until_ready(call(jax.random.PRNGKey(seed)))
+    best = {name: float("inf") for name in calls}
+    for i in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            jax.block_until_ready(call(jax.random.PRNGKey(seed + 1 + i)))
+            best[name] = min(best[name], time.perf_counter() - start)
+    return dict(preset=preset, batch=batch, matmul_flops_per_s=measure_matmul_flops(),
+                **{f"{name}_s": t for name, t in best.items()})
+

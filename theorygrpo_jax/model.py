@@ -1,0 +1,383 @@
+"""TheoryGPT: a small decoder-only transformer over the TheoryLang vocabulary.
+
+Pre-norm blocks (RMSNorm or LayerNorm), rotary position embeddings, causal
+multi-head self-attention, a GELU MLP and a tied or untied output head.
+
+Pure functions (the module itself is an implementation detail):
+
+    params = init_params(config, rng)
+    logits = forward(params, config, tokens)                    # [B, T] -> [B, T, V]
+    cache = init_cache(config, batch, length)
+    logits, cache = prefill(params, config, tokens, cache)     # writes K/V at 0..T-1
+    logits, cache = decode_step(params, config, cache, token, pos)  # [B] -> [B, V]
+
+Decode logits equal the full forward's logits at the same position (to float
+rounding). Logits are always float32, whatever the compute dtype.
+
+KV cache layout. The cache holds, per layer, a tuple of chunks, each
+[B, heads, C, head_dim] (chunk i covers positions start_i .. start_i + C_i - 1),
+rather than one stacked [layers, B, L, heads, head_dim] array:
+- per layer, because on XLA:CPU slicing a layer out of a stacked cache copies
+  it every decode step (batch 64, 8 heads, head_dim 64, window 128, 2 layers:
+  26.8 ms per step stacked against 5.8 ms per layer);
+- heads before positions, so that the attention dots need no transpose;
+- in chunks, so that the sampler can grow the cache block by block (appending
+  a zero chunk, never copying what is there) and attention reads only the
+  chunks that exist: a decode step costs the filled length, not max_len.
+  Attention combines per-chunk softmax partials (max, sum, weighted values).
+`init_cache` makes one chunk; `grow_cache` appends one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from .grammar import vocab as V
+
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and numerics of TheoryGPT (hashable: usable as a static jit argument)."""
+    vocab_size: int = V.VOCAB_SIZE   # token ids 0..vocab_size-1 (TheoryLang v1: 130)
+    d_model: int = 128               # residual stream width
+    n_heads: int = 4                 # attention heads; d_model must be divisible by it
+    n_layers: int = 2                # transformer blocks
+    d_ff: int = 256                  # hidden width of the GELU MLP
+    max_len: int = 128               # longest sequence, BOS and EOS included (RoPE table, cache)
+    dtype: str = "float32"           # compute dtype of activations: "float32" or "bfloat16"
+    param_dtype: str = "float32"     # storage dtype of the parameters
+    cache_dtype: str = "float32"     # dtype of the decode KV cache (bfloat16 halves its bytes)
+    tie_embeddings: bool = True      # output head = token embedding transposed
+    rope_base: float = 10000.0       # RoPE frequency base
+    norm: str = "rmsnorm"            # "rmsnorm" or "layernorm" (pre-norm, plus a final norm)
+    norm_eps: float = 1e-6           # epsilon of the norms
+
+    def __post_init__(self):
+        for name in ("vocab_size", "d_model", "n_heads", "n_layers", "d_ff", "max_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if self.vocab_size < V.VOCAB_SIZE:
+            raise ValueError(f"ModelConfig.vocab_size={self.vocab_size} is smaller than the "
+                             f"TheoryLang vocabulary ({V.VOCAB_SIZE} tokens)")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"ModelConfig.d_model={self.d_model} is not divisible by "
+                             f"n_heads={self.n_heads}")
+        if (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"head_dim={self.d_model // self.n_heads} must be even for RoPE "
+                             f"(d_model={self.d_model}, n_heads={self.n_heads})")
+        if self.max_len < 2:
+            raise ValueError(f"ModelConfig.max_len must be at least 2 (BOS, EOS), "
+                             f"got {self.max_len}")
+        for name in ("dtype", "param_dtype", "cache_dtype"):
+            if getattr(self, name) not in _DTYPES:
+                raise ValueError(f"ModelConfig.{name} must be one of {sorted(_DTYPES)}, "
+                                 f"got {getattr(self, name)!r}")
+        if self.norm not in ("rmsnorm", "layernorm"):
+            raise ValueError(f"ModelConfig.norm must be 'rmsnorm' or 'layernorm', "
+                             f"got {self.norm!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(f"ModelConfig.tie_embeddings must be a bool, "
+                             f"got {self.tie_embeddings!r}")
+        if not self.rope_base > 1.0:
+            raise ValueError(f"ModelConfig.rope_base must be > 1, got {self.rope_base!r}")
+        if not self.norm_eps > 0.0:
+            raise ValueError(f"ModelConfig.norm_eps must be > 0, got {self.norm_eps!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def compute_dtype(self) -> Any:
+        return _DTYPES[self.dtype]
+
+    @property
+    def params_dtype(self) -> Any:
+        return _DTYPES[self.param_dtype]
+
+    @property
+    def kv_dtype(self) -> Any:
+        return _DTYPES[self.cache_dtype]
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def cpu_default(cls) -> "ModelConfig":
+        """Trains and samples on a 2-core CPU in minutes (0.28M params; 64 theories in ~50 ms)."""
+        return cls(d_model=128, n_heads=4, n_layers=2, d_ff=256, max_len=128)
+
+    @classmethod
+    def original(cls) -> "ModelConfig":
+        """The original PyTorch TheoryGPT size (~8.5M params)."""
+        return cls(d_model=512, n_heads=8, n_layers=4, d_ff=1024, max_len=512)
+
+    @classmethod
+    def gpu(cls) -> "ModelConfig":
+        """A larger model for one accelerator (~50M params), bfloat16 compute and cache."""
+        return cls(d_model=768, n_heads=12, n_layers=8, d_ff=3072, max_len=512,
+                   dtype="bfloat16", cache_dtype="bfloat16")
+
+    @classmethod
+    def tiny(cls) -> "ModelConfig":
+        """For tests: 1 layer, d_model 32."""
+        return cls(d_model=32, n_heads=2, n_layers=1, d_ff=64, max_len=64)
+
+
+@struct.dataclass
+class KVCache:
+    """Decode cache: per layer a tuple of position chunks (see the module docstring)."""
+    k: tuple[tuple[jax.Array, ...], ...]  # [layer][chunk] -> [B, heads, C, head_dim] keys (RoPE'd)
+    v: tuple[tuple[jax.Array, ...], ...]  # [layer][chunk] -> [B, heads, C, head_dim] values
+
+    @property
+    def chunk_lengths(self) -> tuple[int, ...]:
+        return tuple(c.shape[2] for c in self.k[0])
+
+    @property
+    def length(self) -> int:
+        """L: positions the cache can hold."""
+        return sum(self.chunk_lengths)
+
+
+def init_cache(config: ModelConfig, batch: int, length: int | None = None) -> KVCache:
+    """An all-zero cache (one chunk) for `batch` rows and `length` positions (default max_len)."""
+    length = config.max_len if length is None else length
+    shape = (batch, config.n_heads, length, config.head_dim)
+    zeros = tuple((jnp.zeros(shape, config.kv_dtype),) for _ in range(config.n_layers))
+    return KVCache(k=zeros, v=zeros)
+
+
+def grow_cache(cache: KVCache, length: int) -> KVCache:
+    """The same cache with room for `length` positions: one more zero chunk (nothing copied)."""
+    extra = length - cache.length
+    if extra < 0:
+        raise ValueError(f"cannot shrink a cache of length {cache.length} to {length}")
+    if extra == 0:
+        return cache
+    batch, heads, _, dim = cache.k[0][0].shape
+    zero = jnp.zeros((batch, heads, extra, dim), cache.k[0][0].dtype)
+    return KVCache(k=tuple(c + (zero,) for c in cache.k), v=tuple(c + (zero,) for c in cache.v))
+
+
+def _write(chunks: tuple[jax.Array, ...], new: jax.Array, pos, write_chunk: int | None):
+    """Chunks with new [B, H, 1, D] stored at absolute position pos."""
+    new = new.astype(chunks[0].dtype)
+    starts = np.cumsum((0,) + tuple(c.shape[2] for c in chunks))
+    if write_chunk is not None:  # the caller guarantees pos lies in this chunk
+        i = write_chunk % len(chunks)
+        written = jax.lax.dynamic_update_slice(chunks[i], new, (0, 0, pos - starts[i], 0))
+        return chunks[:i] + (written,) + chunks[i + 1:]
+    out = []
+    for c, start in zip(chunks, starts):  # out-of-chunk writes are dropped
+        idx = pos - start
+        idx = jnp.where((idx >= 0) & (idx < c.shape[2]), idx, c.shape[2])
+        out.append(c.at[:, :, idx].set(new[:, :, 0], mode="drop"))
+    return tuple(out)
+
+
+def _chunked_attention(q, k_chunks, v_chunks, pos):
+    """Softmax attention of q [B, H, D] over positions 0..pos of the chunks -> [B, H, D] f32."""
+    cdt = k_chunks[0].dtype
+    q = q.astype(cdt)
+    start, parts = 0, []
+    for k, v in zip(k_chunks, v_chunks):
+        scores = jnp.einsum("bhd,bhld->bhl", q, k, preferred_element_type=jnp.float32)
+        visible = start + jnp.arange(k.shape[2]) <= pos
+        scores = jnp.where(visible, scores, -1e9)
+        start += k.shape[2]
+        if len(k_chunks) == 1:
+            probs = jax.nn.softmax(scores, axis=-1).astype(cdt)
+            return jnp.einsum("bhl,bhld->bhd", probs, v, preferred_element_type=jnp.float32)
+        m = jnp.max(scores, axis=-1)
+        p = jnp.exp(scores - m[..., None])
+        o = jnp.einsum("bhl,bhld->bhd", p.astype(cdt), v, preferred_element_type=jnp.float32)
+        parts.append((m, jnp.sum(p, axis=-1), o))
+    m_all = functools.reduce(jnp.maximum, [m for m, _, _ in parts])
+    weights = [jnp.exp(m - m_all) for m, _, _ in parts]
+    total = sum(w * l for w, (_, l, _) in zip(weights, parts))
+    return sum(w[..., None] * o for w, (_, _, o) in zip(weights, parts)) / total[..., None]
+
+
+def _rope_tables(config: ModelConfig) -> tuple[jax.Array, jax.Array]:
+    """sin, cos [max_len, head_dim // 2] float32."""
+    half = config.head_dim // 2
+    inv_freq = config.rope_base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+    angles = jnp.arange(config.max_len, dtype=jnp.float32)[:, None] * inv_freq[None, :]
+    return jnp.sin(angles), jnp.cos(angles)
+
+
+def _apply_rope(x: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array:
+    """Rotate halves of x [..., T, H, D] by position; sin, cos [T, D/2] (broadcast over heads)."""
+    x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+    sin, cos = sin[:, None, :], cos[:, None, :]
+    return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
+
+
+def _norm(config: ModelConfig, name: str) -> nn.Module:
+    kw = dict(epsilon=config.norm_eps, dtype=config.compute_dtype,
+              param_dtype=config.params_dtype, name=name)
+    return nn.RMSNorm(**kw) if config.norm == "rmsnorm" else nn.LayerNorm(**kw)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    config: ModelConfig
+
+    def setup(self):
+        c = self.config
+        dense = dict(use_bias=False, dtype=c.compute_dtype, param_dtype=c.params_dtype)
+        self.attn_norm = _norm(c, "attn_norm")
+        self.qkv = nn.DenseGeneral((3, c.n_heads, c.head_dim), name="qkv", **dense)
+        self.out = nn.DenseGeneral(c.d_model, axis=(-2, -1), name="out", **dense)
+        self.mlp_norm = _norm(c, "mlp_norm")
+        self.up = nn.Dense(c.d_ff, name="up", **dense)
+        self.down = nn.Dense(c.d_model, name="down", **dense)
+
+    def _qkv(self, x, sin, cos):
+        """q (scaled), k, v [B, T, H, D] with RoPE at the given positions."""
+        qkv = self.qkv(self.attn_norm(x))
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        q = _apply_rope(q, sin, cos) * jnp.asarray(1.0 / math.sqrt(self.config.head_dim), q.dtype)
+        return q, _apply_rope(k, sin, cos), v
+
+    def _mlp(self, x):
+        return x + self.down(nn.gelu(self.up(self.mlp_norm(x))))
+
+    def __call__(self, x, sin, cos):
+        """Full causal forward. x [B, T, d_model]; returns (x, k, v) with k, v [B, H, T, D]."""
+        q, k, v = self._qkv(x, sin, cos)
+        t = x.shape[1]
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
+        causal = jnp.tril(jnp.ones((t, t), bool))
+        probs = jax.nn.softmax(jnp.where(causal, scores, -1e9), axis=-1).astype(v.dtype)
+        att = jnp.einsum("bhqk,bkhd->bqhd", probs, v, preferred_element_type=jnp.float32)
+        x = x + self.out(att.astype(x.dtype))
+        return self._mlp(x), k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
+
+    def decode(self, x, sin, cos, pos, k_chunks, v_chunks, write_chunk=None):
+        """One position for every row. x [B, 1, d_model]; cache chunks [B, H, C, D]; pos scalar."""
+        q, k, v = self._qkv(x, sin, cos)
+        k_chunks = _write(k_chunks, k.transpose(0, 2, 1, 3), pos, write_chunk)
+        v_chunks = _write(v_chunks, v.transpose(0, 2, 1, 3), pos, write_chunk)
+        att = _chunked_attention(q[:, 0], k_chunks, v_chunks, pos)
+        x = x + self.out(att[:, None].astype(x.dtype))
+        return self._mlp(x), k_chunks, v_chunks
+
+
+class TheoryGPT(nn.Module):
+    """Decoder-only transformer; see the module docstring."""
+    config: ModelConfig
+
+    def setup(self):
+        c = self.config
+        self.embed = nn.Embed(c.vocab_size, c.d_model, dtype=c.compute_dtype,
+                              param_dtype=c.params_dtype,
+                              embedding_init=nn.initializers.normal(0.02), name="embed")
+        self.blocks = [Block(c, name=f"block_{i}") for i in range(c.n_layers)]
+        self.final_norm = _norm(c, "final_norm")
+        if not c.tie_embeddings:
+            self.head = nn.Dense(c.vocab_size, use_bias=False, dtype=c.compute_dtype,
+                                 param_dtype=c.params_dtype, name="head")
+        self.rope = _rope_tables(c)
+
+    def _logits(self, x):
+        x = self.final_norm(x)
+        if self.config.tie_embeddings:
+            return self.embed.attend(x).astype(jnp.float32)
+        return self.head(x).astype(jnp.float32)
+
+    def _full(self, tokens):
+        t = tokens.shape[1]
+        if t > self.config.max_len:
+            raise ValueError(f"sequence of {t} tokens is longer than max_len {self.config.max_len}")
+        sin, cos = self.rope[0][:t], self.rope[1][:t]
+        x = self.embed(tokens)
+        ks, vs = [], []
+        for block in self.blocks:
+            x, k, v = block(x, sin, cos)
+            ks.append(k)
+            vs.append(v)
+        return self._logits(x), ks, vs
+
+    def __call__(self, tokens):
+        """tokens [B, T] int32 -> logits [B, T, V] float32 (causal)."""
+        return self._full(tokens)[0]
+
+    def prefill(self, tokens, cache: KVCache):
+        """Full forward over tokens [B, T] that also writes their K/V at positions 0..T-1."""
+        logits, ks, vs = self._full(tokens)
+
+        def put(chunks, new):  # new [B, H, T, D] spread over the chunks it overlaps
+            out, start = [], 0
+            for c in chunks:
+                part = new[:, :, start:start + c.shape[2]].astype(c.dtype)
+                if part.shape[2]:
+                    c = jax.lax.dynamic_update_slice(c, part, (0, 0, 0, 0))
+                out.append(c)
+                start += c.shape[2]
+            return tuple(out)
+
+        return logits, KVCache(k=tuple(map(put, cache.k, ks)), v=tuple(map(put, cache.v, vs)))
+
+    def decode(self, token, pos, cache: KVCache, write_chunk=None):
+        """token [B] int32 at scalar position pos -> (logits [B, V] float32, cache)."""
+        sin = jax.lax.dynamic_slice_in_dim(self.rope[0], pos, 1)
+        cos = jax.lax.dynamic_slice_in_dim(self.rope[1], pos, 1)
+        x = self.embed(token[:, None])
+        ks, vs = [], []
+        for block, k_chunks, v_chunks in zip(self.blocks, cache.k, cache.v):
+            x, k_chunks, v_chunks = block.decode(x, sin, cos, pos, k_chunks, v_chunks, write_chunk)
+            ks.append(k_chunks)
+            vs.append(v_chunks)
+        return self._logits(x)[:, 0], KVCache(k=tuple(ks), v=tuple(vs))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def init_params(config: ModelConfig, rng: jax.Array) -> Any:
+    """Fresh parameters (the 'params' collection) for `config` (jitted: one fused init)."""
+    tokens = jnp.zeros((1, 2), jnp.int32)
+    return TheoryGPT(config).init(rng, tokens)["params"]
+
+
+def num_params(params: Any) -> int:
+    return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
+
+
+def forward(params: Any, config: ModelConfig, tokens: jax.Array) -> jax.Array:
+    """Full causal forward: tokens [B, T] int32 -> logits [B, T, V] float32."""
+    return TheoryGPT(config).apply({"params": params}, tokens)
+
+
+def prefill(params: Any, config: ModelConfig, tokens: jax.Array,
+            cache: KVCache) -> tuple[jax.Array, KVCache]:
+    """Logits [B, T, V] of tokens [B, T] and the cache with their K/V at positions 0..T-1."""
+    if tokens.shape[1] > cache.length:
+        raise ValueError(f"prefill of {tokens.shape[1]} tokens into a cache of {cache.length}")
+    return TheoryGPT(config).apply({"params": params}, tokens, cache, method=TheoryGPT.prefill)
+
+
+def decode_step(params: Any, config: ModelConfig, cache: KVCache, token: jax.Array,
+                pos: jax.Array | int, *, write_chunk: int | None = None
+                ) -> tuple[jax.Array, KVCache]:
+    """Feed token [B] at position pos (scalar, the same for every row; pos < cache.length).
+
+    Returns the logits [B, V] for position pos + 1 and the cache with K/V at pos.
+    Attention reads cache positions 0..pos (the caller must have written 0..pos-1).
+    write_chunk (static): the index of the chunk that holds pos, when the caller
+    knows it (one in-place update instead of a masked write into every chunk).
+    """
+    return TheoryGPT(config).apply({"params": params}, token, jnp.asarray(pos, jnp.int32), cache,
+                                   write_chunk, method=TheoryGPT.decode)

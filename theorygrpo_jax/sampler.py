@@ -1,0 +1,379 @@
+"""Grammar-constrained batch sampling of theories, and log-prob recomputation.
+
+    rollout = sample(params, config, tables, rng, prompts=None, batch_size=64,
+                     temperature=1.0, top_k=None)
+    logprobs, entropies = sequence_logprobs(params, config, tables, rollout.tokens, 1.0)
+
+`sample` checks the prompts on the host (pure Python, against the reference
+recogniser), then calls `sample_tokens`, ONE jitted function that runs the
+whole generation on device: a parallel prefill of the prompts, then a
+`lax.while_loop` over positions with a preallocated KV cache, the grammar
+automaton (vmapped over rows) masking the logits at every step, per-row RNG,
+and rows that froze after EOS. No Python runs per token.
+
+The policy is the masked, renormalised distribution: disallowed logits are set
+to NEG_INF (a large finite negative, so no inf - inf NaNs) BEFORE temperature
+and top-k, and the recorded log-probs are those of that distribution.
+`sequence_logprobs` recomputes them in one parallel forward pass with the same
+masks (`automaton.sequence_masks`).
+
+Cache windows. Positions are processed in blocks of `block_size`; block j runs
+over a cache that is only as long as the block's end (the cache grows by one
+zero chunk per block, nothing is copied), so a decode step at position p reads
+at most p + block_size cache positions instead of max_len. Once every row is
+done the remaining blocks are skipped (nested lax.cond).
+
+Compaction. Rows finish at very different lengths (a random policy: median ~32
+tokens, the longest of 64 rows ~150), and a finished row in the batch costs a
+full decode step. So within a block the loop runs on B slots only while more
+than B/2 rows are unfinished; then the unfinished rows are gathered into B/2
+slots (cache, grammar state, logits, ...) and the loop goes on there, then B/4,
+B/8 (not below `min_slots`); results are scattered back. Each row keeps its
+own RNG stream (fold_in of its row index), so compaction never changes the
+samples. Each (block, slot size) pair is one compiled loop body.
+
+Sampling draws one uniform per row and inverts the CDF of the masked policy
+(Gumbel-max would need V random numbers and 2V logs per row per step).
+
+Temperature. `temperature > 0` samples from softmax(masked_logits / T); top-k
+(static) then keeps the k most likely allowed tokens. `temperature <= 0` is
+greedy (argmax of the masked logits); its recorded log-probs are those of the
+untempered (T = 1) masked policy, and `sequence_logprobs` uses the same rule.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from . import model as M
+from .grammar import automaton, recognizer
+from .grammar import vocab as V
+
+NEG_INF = -1e9  # logit of a token the grammar forbids (finite: no NaN in softmax/entropy)
+
+
+@struct.dataclass
+class SamplingState:
+    """Loop carry of the sampler: b slots (b <= B rows), L = max_len, W = cache window."""
+    tokens: jax.Array            # [b, L] int32   prompt, then sampled tokens; PAD after EOS
+    logprobs: jax.Array          # [b, L] float32 log-prob of each sampled token; 0 elsewhere
+    completion_mask: jax.Array   # [b, L] bool    True where the policy chose the token
+    cache: M.KVCache             # [layer][chunk] -> [b, heads, C, head_dim]; chunks cover 0..W-1
+    grammar: automaton.GrammarState  # each register [b] int32: state after tokens[:, :pos]
+    logits: jax.Array            # [b, V] float32 model logits for the token at `pos`
+    done: jax.Array              # [b] bool       row has produced EOS (later tokens PAD)
+    rows: jax.Array              # [b] int32      batch row of each slot (its RNG stream)
+    prompt_len: jax.Array        # [b] int32      prompt tokens of each slot's row
+    rng: jax.Array               # PRNG key       row r, position p: fold_in(fold_in(rng, p), r)
+    pos: jax.Array               # []   int32     position of the token chosen next
+
+
+@struct.dataclass
+class Rollout:
+    """A batch of sampled theories."""
+    tokens: jax.Array            # [B, L] int32   BOS ... EOS then PAD
+    lengths: jax.Array           # [B] int32      tokens up to and including EOS (BOS included)
+    logprobs: jax.Array          # [B, L] float32 sampling log-probs; 0 for prompt tokens and PAD
+    completion_mask: jax.Array   # [B, L] bool    policy-generated tokens (what the loss sums over)
+    prompt_len: jax.Array        # [B] int32      prompt tokens per row (teacher-forced)
+    finished: jax.Array          # [B] bool       row ended with EOS (always, with grammar masks)
+    num_steps: jax.Array         # []  int32      position after the last loop step
+
+
+def default_block_size(config: M.ModelConfig) -> int:
+    """Cache-window block: 32 positions up to max_len 256, then max_len / 8."""
+    return min(config.max_len, max(32, config.max_len // 8))
+
+
+def _windows(max_len: int, prompt_width: int, block: int) -> list[tuple[int, int]]:
+    """(block end, cache length) for each block of positions [b * block, end)."""
+    prefill = min(max_len, -(-prompt_width // block) * block)
+    out = []
+    for start in range(0, max_len, block):
+        end = min(max_len, start + block)
+        out.append((end, max(end, prefill)))
+    return out
+
+
+MAX_COMPACTIONS = 3  # each slot size is one more compiled loop body per cache block
+
+
+def _slot_sizes(batch: int, min_slots: int | None) -> list[int]:
+    """Batch sizes the sampler may compact to: batch, batch/2, ... (>= min_slots, at most
+    MAX_COMPACTIONS halvings)."""
+    sizes = [batch]
+    while (min_slots is not None and len(sizes) <= MAX_COMPACTIONS and sizes[-1] % 2 == 0
+           and sizes[-1] // 2 >= min_slots):
+        sizes.append(sizes[-1] // 2)
+    return sizes
+
+
+def _masked_logits(tables, grammar, logits, budget):
+    """Logits with the tokens the grammar forbids (with `budget` tokens left) set to NEG_INF."""
+    mask = jax.vmap(automaton.allowed_mask, in_axes=(None, 0, None))(tables, grammar, budget)
+    return jnp.where(mask, logits, NEG_INF)
+
+
+def policy_logits(logits, temperature, top_k: int | None):
+    """Masked logits -> logits of the sampling policy (temperature, then optional top-k)."""
+    t = jnp.where(temperature > 0, temperature, 1.0).astype(jnp.float32)
+    scaled = logits / t
+    if top_k is not None:
+        kth = jax.lax.top_k(scaled, top_k)[0][..., -1:]
+        scaled = jnp.where(scaled >= kth, scaled, NEG_INF)
+    return scaled
+
+
+def _greedy(keys: jax.Array, logp: jax.Array) -> jax.Array:
+    """Argmax per row of logp [b, V]: [b] int32 (keys unused; same signature as sampling)."""
+    del keys
+    return jnp.argmax(logp, axis=-1).astype(jnp.int32)
+
+
+def _inverse_cdf_sample(keys: jax.Array, logp: jax.Array) -> jax.Array:
+    """One draw per row from softmax(logp) [b, V] with the row's key: [b] int32.
+
+    Inverse-CDF sampling needs one uniform per row where Gumbel-max
+    (jax.random.categorical) needs V; on CPU the V random numbers and their two
+    logs cost a third of a decode step of the cpu_default model. A token of
+    probability 0 is never drawn: it cannot be the first entry whose CDF exceeds u.
+    """
+    cdf = jnp.cumsum(jnp.exp(logp), axis=-1)
+    u = jax.vmap(jax.random.uniform)(keys) * cdf[:, -1]
+    return jnp.minimum(jnp.sum(cdf <= u[:, None], axis=-1), logp.shape[-1] - 1).astype(jnp.int32)
+
+
+_PER_SLOT = ("tokens", "logprobs", "completion_mask", "cache", "grammar", "logits", "done", "rows",
+             "prompt_len")  # SamplingState fields with a leading slot axis (not rng, pos)
+
+
+def _take_rows(state: SamplingState, idx: jax.Array) -> SamplingState:
+    """The slots `idx` of a state (a smaller batch)."""
+    return state.replace(**{f: jax.tree_util.tree_map(lambda a: a[idx], getattr(state, f))
+                            for f in _PER_SLOT})
+
+
+def _put_rows(state: SamplingState, idx: jax.Array, part: SamplingState) -> SamplingState:
+    """`state` with slots `idx` replaced by the (smaller) state `part`."""
+    return part.replace(**{f: jax.tree_util.tree_map(lambda a, p: a.at[idx].set(p),
+                                                     getattr(state, f), getattr(part, f))
+                           for f in _PER_SLOT})
+
+
+@functools.partial(jax.jit, static_argnames=("config", "top_k", "use_masks", "block_size",
+                                             "min_slots"))
+def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: jax.Array,
+                  prompt_len: jax.Array, rng: jax.Array, temperature: jax.Array | float = 1.0,
+                  stop_pos: jax.Array | int | None = None, *, config: M.ModelConfig,
+                  top_k: int | None = None, use_masks: bool = True,
+                  block_size: int | None = None, min_slots: int | None = 8) -> Rollout:
+    """The jitted sampler. Prompts must already be valid (`sample` checks them).
+
+    prompt_tokens [B, P] int32 (right-padded), prompt_len [B] int32 in 1..P,
+    rng a PRNG key, temperature a scalar (traced: no recompile per value).
+    stop_pos (benchmarks only) stops the loop before that position even if
+    rows are unfinished. use_masks=False switches the grammar off (for
+    measuring its cost; the output is then not guaranteed to be a theory).
+    min_slots: as rows finish, the unfinished ones are compacted into batches of
+    B/2, B/4, B/8 (>= min_slots) slots, so finished rows stop costing compute;
+    None: never (one batch of B throughout). Compaction does not change the
+    samples: each row keeps its own RNG stream.
+    """
+    b, width = prompt_tokens.shape
+    L = config.max_len
+    block = block_size or default_block_size(config)
+    stop_pos = jnp.asarray(L if stop_pos is None else stop_pos, jnp.int32)
+    prompt_len = prompt_len.astype(jnp.int32)
+
+    in_prompt = jnp.arange(width)[None, :] < prompt_len[:, None]
+    prompt_tokens = jnp.where(in_prompt, prompt_tokens.astype(jnp.int32), V.PAD)
+    tokens = jnp.full((b, L), V.PAD, jnp.int32).at[:, :width].set(prompt_tokens)
+    start = jnp.min(prompt_len)  # first position the loop visits (longer prompts are forced)
+
+    windows = _windows(L, width, block)
+    all_logits, cache = M.prefill(params, config, prompt_tokens,
+                                  M.init_cache(config, b, windows[0][1]))
+    logits = jax.lax.dynamic_index_in_dim(all_logits, start - 1, axis=1, keepdims=False)
+
+    grammar = jax.vmap(lambda _: automaton.init_state(tables))(prompt_len)
+    if use_masks:
+        read = jax.vmap(automaton.step, in_axes=(None, 0, 0))
+        grammar = jax.lax.fori_loop(0, start, lambda i, g: read(tables, g, tokens[:, i]), grammar)
+    done = jnp.any((tokens == V.EOS) & (jnp.arange(L)[None, :] < start), axis=1)
+
+    state = SamplingState(tokens=tokens, logprobs=jnp.zeros((b, L), jnp.float32),
+                          completion_mask=jnp.zeros((b, L), bool), cache=cache, grammar=grammar,
+                          logits=logits, done=done, rows=jnp.arange(b, dtype=jnp.int32),
+                          prompt_len=prompt_len, rng=rng, pos=start)
+
+    def body(s: SamplingState) -> SamplingState:
+        p = s.pos
+        logits = _masked_logits(tables, s.grammar, s.logits, L - p) if use_masks else s.logits
+        policy = policy_logits(logits, temperature, top_k)
+        logp_all = jax.nn.log_softmax(policy)
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.fold_in(s.rng, p), s.rows)
+        chosen = jax.lax.cond(temperature > 0, _inverse_cdf_sample, _greedy, keys, logp_all)
+        forced = p < s.prompt_len
+        generated = ~forced & ~s.done
+        token = jnp.where(forced, s.tokens[:, p], chosen)
+        token = jnp.where(s.done, V.PAD, token)
+        logp = jnp.take_along_axis(logp_all, token[:, None], axis=1)[:, 0]
+        column = lambda a, x: jax.lax.dynamic_update_slice(a, x[:, None], (0, p))  # noqa: E731
+        grammar = s.grammar
+        if use_masks:
+            grammar = jax.vmap(automaton.step, in_axes=(None, 0, 0))(tables, grammar, token)
+        next_logits, cache = M.decode_step(params, config, s.cache, token, p, write_chunk=-1)
+        return s.replace(
+            tokens=column(s.tokens, token),
+            logprobs=column(s.logprobs, jnp.where(generated, logp, 0.0)),
+            completion_mask=column(s.completion_mask, generated),
+            cache=cache, grammar=grammar, logits=next_logits,
+            done=s.done | (token == V.EOS), pos=p + 1)
+
+    def running(s: SamplingState) -> jax.Array:
+        return (s.pos < stop_pos) & ~jnp.all(s.done)
+
+    sizes = _slot_sizes(b, min_slots)
+
+    def n_active(s: SamplingState) -> jax.Array:
+        return jnp.sum(~s.done)
+
+    def run_block(s: SamplingState, end: int) -> SamplingState:
+        """Positions up to `end`, or until every row is done, compacting the unfinished rows
+        into ever smaller batches: slot size z runs while more than the next size are active."""
+        for k, size in enumerate(sizes):
+            below = sizes[k + 1] if k + 1 < len(sizes) else 0
+
+            def loop(t, below=below):
+                go = lambda u: (u.pos < end) & running(u) & (n_active(u) > below)  # noqa: E731
+                return jax.lax.while_loop(go, body, t)
+
+            def compacted(t, size=size, loop=loop):
+                idx = jnp.argsort(t.done, stable=True)[:size]  # unfinished rows first
+                return _put_rows(t, idx, loop(_take_rows(t, idx)))
+
+            if k == 0:
+                s = loop(s)
+            else:
+                s = jax.lax.cond((s.pos < end) & running(s) & (n_active(s) > below),
+                                 compacted, lambda t: t, s)
+        return s
+
+    def outputs(s: SamplingState) -> SamplingState:
+        return s.replace(cache=None, grammar=None, logits=None)
+
+    def from_block(j: int, s: SamplingState) -> SamplingState:
+        """Run blocks j, j+1, ...; a block is entered only while some row is unfinished."""
+        end, window = windows[j]
+        s = run_block(s.replace(cache=M.grow_cache(s.cache, window)), end)
+        if j + 1 == len(windows):
+            return outputs(s)
+        return jax.lax.cond(running(s), functools.partial(from_block, j + 1), outputs, s)
+
+    state = from_block(0, state)
+    lengths = jnp.sum(state.tokens != V.PAD, axis=1).astype(jnp.int32)
+    return Rollout(tokens=state.tokens, lengths=lengths, logprobs=state.logprobs,
+                   completion_mask=state.completion_mask, prompt_len=prompt_len,
+                   finished=state.done, num_steps=state.pos)
+
+
+# ---------------------------------------------------------------- prompts (host side)
+
+def check_prompt(tokens: Sequence[str], max_len: int, row: int | None = None) -> None:
+    """Raise ValueError naming the first token of `tokens` the grammar does not allow there."""
+    where = "" if row is None else f"prompt {row}: "
+    if len(tokens) == 0:
+        raise ValueError(f"{where}empty prompt; a prompt starts with BOS")
+    if len(tokens) > max_len:
+        raise ValueError(f"{where}prompt of {len(tokens)} tokens is longer than max_len {max_len}")
+    for pos, token in enumerate(tokens):
+        allowed = recognizer.allowed_next(list(tokens[:pos]), max_len)
+        if token not in allowed:
+            raise ValueError(
+                f"{where}token '{token}' at position {pos} is not allowed by the grammar "
+                f"(max_len {max_len}); allowed there: "
+                f"{recognizer.describe_allowed(allowed) if allowed else 'nothing'}")
+
+
+def make_prompts(prompts: Sequence[Sequence[str | int]] | None, max_len: int,
+                 batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Check prompts against the grammar and pack them: (tokens [B, P] int32, prompt_len [B]).
+
+    `prompts`: one token list (strings or ids) per row, starting with BOS;
+    None means every row starts from BOS alone (then batch_size is required).
+    A single prompt with batch_size set is repeated batch_size times.
+    """
+    if prompts is None:
+        if batch_size is None:
+            raise ValueError("give prompts or batch_size")
+        prompts = [["BOS"]]
+    rows = [[V.TOKENS[int(t)] if not isinstance(t, str) else t for t in p] for p in prompts]
+    if batch_size is not None and len(rows) != batch_size:
+        if len(rows) != 1:
+            raise ValueError(f"{len(rows)} prompts for batch_size {batch_size}")
+        rows = rows * batch_size
+    if not rows:
+        raise ValueError("no prompts")
+    checked: set[tuple[str, ...]] = set()
+    for r, row in enumerate(rows):
+        unknown = [t for t in row if t not in V.TOKEN_ID]
+        if unknown:
+            raise ValueError(f"prompt {r}: unknown token '{unknown[0]}'")
+        if tuple(row) not in checked:
+            check_prompt(row, max_len, r)
+            checked.add(tuple(row))
+    width = max(len(r) for r in rows)
+    tokens = np.full((len(rows), width), V.PAD, np.int32)
+    for r, row in enumerate(rows):
+        tokens[r, :len(row)] = V.token_ids(row)
+    return tokens, np.array([len(r) for r in rows], np.int32)
+
+
+def sample(params: Any, config: M.ModelConfig, tables: automaton.GrammarTables, rng: jax.Array,
+           prompts: Sequence[Sequence[str | int]] | None = None, *, batch_size: int | None = None,
+           temperature: float = 1.0, top_k: int | None = None, use_masks: bool = True,
+           block_size: int | None = None, min_slots: int | None = 8) -> Rollout:
+    """Sample a batch of theories (see the module docstring).
+
+    Prompts are checked on the host first: a prompt the grammar rejects raises
+    ValueError naming the first bad token, its position and the allowed tokens.
+    """
+    if top_k is not None and not 0 < top_k <= config.vocab_size:
+        raise ValueError(f"top_k must be in 1..{config.vocab_size}, got {top_k}")
+    tokens, prompt_len = make_prompts(prompts, config.max_len, batch_size)
+    return sample_tokens(params, tables, jnp.asarray(tokens), jnp.asarray(prompt_len), rng,
+                         jnp.asarray(temperature, jnp.float32), config=config, top_k=top_k,
+                         use_masks=use_masks, block_size=block_size, min_slots=min_slots)
+
+
+# ---------------------------------------------------------------- log-prob recomputation
+
+def sequence_logprobs(params: Any, config: M.ModelConfig, tables: automaton.GrammarTables,
+                      tokens: jax.Array, temperature: jax.Array | float = 1.0, *,
+                      top_k: int | None = None,
+                      use_masks: bool = True) -> tuple[jax.Array, jax.Array]:
+    """Masked log-probs and entropies of tokens [B, T] (T <= max_len) in one forward pass.
+
+    Returns (logprobs [B, T], entropies [B, T]) float32: at position p the
+    log-prob of tokens[:, p] and the entropy of the masked, renormalised policy
+    (same temperature / top-k rule as the sampler) given tokens[:, :p];
+    position 0 (BOS) gets 0. Prompt positions get their model log-probs, PAD
+    after EOS gets 0: multiply by Rollout.completion_mask for the loss.
+    Differentiable; jit it with config (and top_k, use_masks) static.
+    """
+    logits = M.forward(params, config, tokens)[:, :-1]          # predicts tokens[:, 1:]
+    if use_masks:
+        masks = jax.vmap(automaton.sequence_masks, in_axes=(None, 0, None))(
+            tables, tokens, config.max_len)[:, 1:]
+        logits = jnp.where(masks, logits, NEG_INF)
+    logp_all = jax.nn.log_softmax(policy_logits(logits, jnp.asarray(temperature), top_k))
+    logp = jnp.take_along_axis(logp_all, tokens[:, 1:, None], axis=-1)[..., 0]
+    entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
+    zero = jnp.zeros((tokens.shape[0], 1), jnp.float32)
+    return jnp.concatenate([zero, logp], axis=1), jnp.concatenate([zero, entropy], axis=1)
