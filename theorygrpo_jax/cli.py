@@ -1,0 +1,82 @@
+"""Shared command-line plumbing: the seed's override flags and one-line user errors."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from typing import Any, Iterator, NoReturn
+
+import yaml
+
+# The seed's flags and the config keys they set.
+FLAG_KEYS = {
+    "num_episodes": ("train.num_episodes", int),
+    "group_size": ("grpo.group_size", int),
+    "learning_rate": ("grpo.learning_rate", float),
+    "temperature": ("grpo.temperature", float),
+    "kl_coef": ("grpo.kl_coef", float),
+    "clip_range": ("grpo.clip_range", float),
+    "entropy_coef": ("grpo.entropy_coef", float),
+    "log_interval": ("train.log_interval", int),
+    "save_interval": ("train.save_interval", int),
+    "eval_episodes": ("train.eval_episodes", int),
+    "seed": ("train.seed", int),
+}
+SWITCH_KEYS = {"use_curriculum": "train.use_curriculum", "use_priority_buffer": "train.use_priority_buffer"}
+
+
+class UserError(Exception):
+    """An error to show as one line, without a traceback."""
+
+
+def fail(message: str) -> NoReturn:
+    raise UserError(message)
+
+
+def add_override_flags(parser: argparse.ArgumentParser) -> None:
+    for flag, (key, kind) in FLAG_KEYS.items():
+        parser.add_argument(f"--{flag}", type=kind, help=f"sets {key}")
+    for flag, key in SWITCH_KEYS.items():
+        parser.add_argument(f"--{flag}", action="store_true", default=None, help=f"sets {key}: true")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="set any config key (YAML value), e.g. --set grpo.target_kl=0.02")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for flag, (key, _) in FLAG_KEYS.items():
+        if getattr(args, flag) is not None:
+            out[key] = getattr(args, flag)
+    for flag, key in SWITCH_KEYS.items():
+        if getattr(args, flag):
+            out[key] = True
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            fail(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the project's input errors into `error: <message>` and exit status 2.
+
+    Set THEORYGRPO_DEBUG=1 to see the traceback instead.
+    """
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .grammar.text import TheoryError
+
+    try:
+        yield
+    except (UserError, ConfigError, TheoryError, CheckpointError, ValueError, FileNotFoundError) as e:
+        if os.environ.get("THEORYGRPO_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,321 @@
+"""Typed, frozen configuration; YAML files map onto it one to one.
+
+A config file has one mapping per section:
+
+    model:      ModelConfig      (theorygrpo_jax.model)
+    reward:     RewardConfig     (theorygrpo_jax.reward)
+    grpo:       GRPOConfig       the algorithm
+    train:      TrainConfig      the loop, task, logging, checkpoints
+    curriculum: CurriculumConfig (used with train.use_curriculum)
+    replay:     ReplayConfig     (used with train.use_priority_buffer)
+    pretrain:   PretrainConfig   (scripts/pretrain.py)
+
+Unknown sections or keys, wrong types and out-of-range values are
+`ConfigError`s naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .model import ModelConfig
+from .reward import RewardConfig
+
+
+class ConfigError(ValueError):
+    """A bad configuration; str() is a one-line message naming the file and key."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class GRPOConfig:
+    """Group Relative Policy Optimisation (all terms use the grammar-masked policy)."""
+    group_size: int = 64                  # completions sampled per prompt
+    prompts_per_step: int = 1             # prompts (groups) per step: batch = prompts_per_step * group_size
+    temperature: float = 1.0              # sampling temperature; the loss uses the same tempered policy
+    top_k: int = 0                        # sample among the k most likely allowed tokens (0: off)
+    learning_rate: float = 1e-4           # Adam learning rate
+    adam_b1: float = 0.9                  # Adam beta1
+    adam_b2: float = 0.999                # Adam beta2
+    weight_decay: float = 0.0             # decoupled weight decay (AdamW)
+    max_grad_norm: float = 1.0            # global gradient-norm clip (0: off)
+    clip_range: float = 0.2               # PPO ratio clip epsilon (lower side, and upper unless clip_range_high)
+    clip_range_high: float | None = None  # upper clip epsilon ("clip-higher", DAPO); None: = clip_range
+    kl_coef: float = 0.05                 # KL(pi || pi_ref) penalty coefficient (initial value if adaptive)
+    kl_estimator: str = "exact"           # "exact" (sum over the masked vocabulary) or "k3" (sampled-token estimator)
+    target_kl: float | None = None        # adaptive KL controller target per token; None: fixed kl_coef
+    kl_horizon: int = 100                 # adaptive controller horizon in steps (larger: slower changes)
+    entropy_coef: float = 0.01            # entropy bonus coefficient at step 0
+    entropy_schedule: str = "constant"    # "constant", "linear", "exponential" or "cosine"
+    entropy_coef_final: float = 0.0       # coefficient at the end of the schedule (> 0 for exponential)
+    entropy_decay_steps: int = 1000       # steps over which the schedule goes from entropy_coef to final
+    scale_by_std: bool = True             # divide advantages by the group std (False: Dr. GRPO)
+    advantage_eps: float = 1e-6           # added to the group std
+    inner_iterations: int = 1             # mu: optimiser steps on each batch of rollouts
+    loss_aggregation: str = "token"       # "token": mean over all completion tokens; "sequence": per-sequence mean, then mean
+    update_chunks: int = 4                # sort the batch by length and cut this many row groups to their own
+    #                                       length before the update (less padding; the loss is unchanged)
+
+    def __post_init__(self):
+        _check(self.group_size >= 2, f"group_size must be >= 2 (advantages are relative within a group), got {self.group_size}")
+        _check(self.prompts_per_step >= 1, f"prompts_per_step must be >= 1, got {self.prompts_per_step}")
+        _check(self.temperature > 0, f"temperature must be > 0 for training, got {self.temperature}")
+        _check(self.top_k >= 0, f"top_k must be >= 0, got {self.top_k}")
+        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        _check(0 <= self.adam_b1 < 1 and 0 <= self.adam_b2 < 1, "adam_b1 and adam_b2 must be in [0, 1)")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        _check(self.max_grad_norm >= 0, f"max_grad_norm must be >= 0, got {self.max_grad_norm}")
+        _check(0 < self.clip_range < 1, f"clip_range must be in (0, 1), got {self.clip_range}")
+        _check(self.clip_range_high is None or self.clip_range_high > 0,
+               f"clip_range_high must be > 0, got {self.clip_range_high}")
+        _check(self.kl_coef >= 0, f"kl_coef must be >= 0, got {self.kl_coef}")
+        _check(self.kl_estimator in ("exact", "k3"), f"kl_estimator must be 'exact' or 'k3', got {self.kl_estimator!r}")
+        _check(self.target_kl is None or self.target_kl > 0, f"target_kl must be > 0, got {self.target_kl}")
+        _check(self.kl_horizon >= 1, f"kl_horizon must be >= 1, got {self.kl_horizon}")
+        _check(self.entropy_coef >= 0 and self.entropy_coef_final >= 0, "entropy coefficients must be >= 0")
+        _check(self.entropy_schedule in ("constant", "linear", "exponential", "cosine"),
+               f"entropy_schedule must be constant, linear, exponential or cosine, got {self.entropy_schedule!r}")
+        _check(self.entropy_schedule != "exponential" or (self.entropy_coef_final > 0 and self.entropy_coef > 0),
+               "an exponential entropy_schedule needs entropy_coef > 0 and entropy_coef_final > 0")
+        _check(self.entropy_decay_steps >= 1, f"entropy_decay_steps must be >= 1, got {self.entropy_decay_steps}")
+        _check(self.advantage_eps > 0, f"advantage_eps must be > 0, got {self.advantage_eps}")
+        _check(self.inner_iterations >= 1, f"inner_iterations must be >= 1, got {self.inner_iterations}")
+        _check(self.update_chunks >= 1, f"update_chunks must be >= 1, got {self.update_chunks}")
+        _check(self.loss_aggregation in ("token", "sequence"),
+               f"loss_aggregation must be 'token' or 'sequence', got {self.loss_aggregation!r}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.prompts_per_step * self.group_size
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """The training loop: task, length, logging, checkpoints, evaluation."""
+    task: str = "sm_extension"            # "sm_extension" (the SM as prompt; the policy adds exotics) or "from_scratch"
+    prompt_files: tuple[str, ...] = ()    # .theory prefixes used as prompts, cycled; empty: the task's default prompt
+    num_episodes: int = 200               # GRPO steps (one step = prompts_per_step groups sampled and learned from)
+    seed: int = 0                         # seeds parameters, sampling and everything random
+    log_interval: int = 10                # steps between statistics blocks (and plots)
+    save_interval: int = 50               # steps between checkpoints
+    keep_checkpoints: int = 3             # newest checkpoints kept (best_model is kept apart)
+    eval_episodes: int = 256              # theories sampled by --eval_only and the final evaluation
+    use_curriculum: bool = False          # phase the reward components in (see the curriculum section)
+    use_priority_buffer: bool = False     # replay high-reward theories (see the replay section)
+    tensorboard: bool = True              # also write TensorBoard event files
+    progress_bar: bool = True             # tqdm bar on stderr
+
+    def __post_init__(self):
+        _check(self.task in ("sm_extension", "from_scratch"),
+               f"task must be 'sm_extension' or 'from_scratch', got {self.task!r}")
+        for name in ("num_episodes", "log_interval", "save_interval", "keep_checkpoints", "eval_episodes"):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CurriculumConfig:
+    """Phases that switch reward components on progressively (length -> + masses -> + anomalies)."""
+    phases: tuple[tuple[str, ...], ...] = (
+        ("length", "invalid_terms"),
+        ("length", "invalid_terms", "light_exotics"),
+        ("length", "invalid_terms", "light_exotics", "anomalies", "heavy_exotics"),
+    )                                     # reward components (names without _reward) active in each phase
+    mastery_threshold: float = 0.7        # advance when the phase's success rate over the window reaches this
+    window: int = 10                      # steps in the success-rate window
+
+    def __post_init__(self):
+        _check(len(self.phases) >= 1, "curriculum needs at least one phase")
+        known = {"anomalies", "light_exotics", "invalid_terms", "length", "heavy_exotics"}
+        for phase in self.phases:
+            unknown = set(phase) - known
+            _check(not unknown, f"unknown reward component(s) {sorted(unknown)} in a phase (known: {sorted(known)})")
+        _check(0 < self.mastery_threshold <= 1, f"mastery_threshold must be in (0, 1], got {self.mastery_threshold}")
+        _check(self.window >= 1, f"window must be >= 1, got {self.window}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayConfig:
+    """Replay buffer of high-reward theories (a fixed-size ring buffer in the TrainState)."""
+    capacity: int = 1000                  # theories kept
+    prioritized: bool = True              # priority ~ (reward - min)^alpha; False: uniform
+    alpha: float = 0.6                    # priority exponent
+    beta: float = 0.4                     # importance-weight exponent (1: full correction)
+    replay_per_step: int = 8              # replayed theories joining each update
+    min_reward: float | None = None       # store only theories with at least this reward; None: successes only
+
+    def __post_init__(self):
+        _check(self.capacity >= 1, f"capacity must be >= 1, got {self.capacity}")
+        _check(self.alpha >= 0, f"alpha must be >= 0, got {self.alpha}")
+        _check(0 <= self.beta <= 1, f"beta must be in [0, 1], got {self.beta}")
+        _check(self.replay_per_step >= 0, f"replay_per_step must be >= 0, got {self.replay_per_step}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Supervised pretraining (masked cross-entropy) on the textbook + synthetic corpus."""
+    synthetic_theories: int = 4000        # synthetic corpus size (theorygrpo_jax.corpus)
+    textbook_weight: float = 0.1          # fraction of the corpus made of textbook models (repeated)
+    imperfect_fraction: float = 0.1       # synthetic theories given one deliberate flaw
+    steps: int = 600                      # optimiser steps
+    batch_size: int = 32                  # theories per step
+    learning_rate: float = 1e-3           # peak Adam learning rate (linear warm-up, cosine decay)
+    warmup_steps: int = 50                # warm-up steps
+    seed: int = 0                         # corpus, shuffling and initialisation
+    log_interval: int = 50                # steps between log lines
+    save_interval: int = 200              # steps between checkpoints
+
+    def __post_init__(self):
+        for name in ("synthetic_theories", "steps", "batch_size", "log_interval", "save_interval"):
+            _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(0 <= self.textbook_weight < 1, f"textbook_weight must be in [0, 1), got {self.textbook_weight}")
+        _check(0 <= self.imperfect_fraction <= 1, f"imperfect_fraction must be in [0, 1], got {self.imperfect_fraction}")
+        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        _check(0 <= self.warmup_steps < self.steps, "warmup_steps must be in [0, steps)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a run needs; `to_dict` / `from_dict` round-trip through YAML."""
+    model: ModelConfig = ModelConfig()
+    reward: RewardConfig = RewardConfig(soft_len=96, max_len=128)  # max_len = model.max_len
+    grpo: GRPOConfig = GRPOConfig()
+    train: TrainConfig = TrainConfig()
+    curriculum: CurriculumConfig = CurriculumConfig()
+    replay: ReplayConfig = ReplayConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+
+    def __post_init__(self):
+        if self.reward.max_len != self.model.max_len:
+            raise ValueError(f"reward.max_len ({self.reward.max_len}) must equal model.max_len "
+                             f"({self.model.max_len}): the length penalty is relative to it")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_to_plain(v) for v in value]
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    return value
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a YAML value to the annotated type, or raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0]
+        return tuple(_coerce(v, item, where) for v in value)
+    if annotation is tuple and isinstance(value, list):
+        return tuple(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, mapping: Any, source: str, keypath: str = "") -> Any:
+    """Instantiate `cls` from a mapping; errors read "<source>: <section.key>: <problem>"."""
+    where = f"{source}: {keypath}" if keypath else source
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {mapping!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in mapping.items():
+        path = f"{keypath}.{key}" if keypath else str(key)
+        if key not in fields:
+            kind = "key" if keypath else "section"
+            raise ConfigError(f"{source}: unknown {kind} '{path}' (known: {', '.join(sorted(fields))})")
+        if dataclasses.is_dataclass(hints[key]):
+            kwargs[key] = _build(hints[key], value, source, path)
+        else:
+            kwargs[key] = _coerce(value, hints[key], f"{source}: {path}")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
+    """A validated Config from nested mappings (sections may be left out)."""
+    data = dict(data or {})
+    model = data.get("model", {}) or {}
+    reward = data.get("reward", {}) or {}
+    reward = dict(reward) if isinstance(reward, dict) else reward
+    # The length penalty is relative to the model's max_len: by default the reward takes it,
+    # with the penalty starting at 3/4 of it.
+    if isinstance(model, dict) and isinstance(reward, dict):
+        max_len = model.get("max_len", ModelConfig.max_len)
+        if isinstance(max_len, int):
+            reward.setdefault("max_len", max_len)
+            reward.setdefault("soft_len", (3 * reward["max_len"]) // 4 if isinstance(reward["max_len"], int) else 1)
+    data["reward"] = reward
+    return _build(Config, data, source)
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a YAML config and apply `overrides` ({"section.key": value}); ConfigError on any problem."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        if not key:
+            raise ConfigError(f"override '{dotted}': expected section.key")
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"{path}: section '{section}' is not a mapping")
+        data[section][key] = value
+    return config_from_dict(data, str(path))
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,241 @@
+"""GRPO as pure functions: group-relative advantages, the clipped loss, the update step.
+
+Everything uses the grammar-masked policy: at each position the model's
+logits are restricted to the tokens the grammar allows (the same masks the
+sampler applied), tempered, and renormalised. The vocabulary is small, so the
+KL to the reference policy is computed exactly over that distribution (the
+k3 sampled-token estimator is an option).
+
+    advantages = group_advantages(rewards, group_size)             # [B]
+    loss, metrics = grpo_loss(params, ref_log_policy, batch, coefs, ...)
+    update = make_update_step(model_config, grpo_config)          # jitted
+    state, metrics = update(state, batch)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from . import model as M
+from .config import GRPOConfig
+from .grammar import automaton
+from .grammar import vocab as V
+from .grammar.automaton import GrammarTables
+from .sampler import NEG_INF, policy_logits
+from .train_state import TrainState
+
+
+@struct.dataclass
+class PolicyBatch:
+    """What one update learns from: B theories (fresh rollouts, then replayed ones), T positions."""
+    tokens: jax.Array          # [B, T] int32   BOS ... EOS, PAD after
+    old_logprobs: jax.Array    # [B, T] float32 log-prob of each token under the sampling policy
+    completion_mask: jax.Array  # [B, T] bool   tokens the policy chose (not prompt, not PAD)
+    advantages: jax.Array      # [B] float32   group-relative advantage of each theory
+    weights: jax.Array         # [B] float32   importance weight (1 for fresh rollouts; replay: IS weight)
+
+
+def group_advantages(rewards: jax.Array, group_size: int, scale_by_std: bool = True,
+                     eps: float = 1e-6) -> jax.Array:
+    """A_i = (r_i - mean_group) / (std_group + eps) for rewards [B] laid out group by group.
+
+    std is the sample standard deviation (ddof = 1), as torch.std in the seed.
+    scale_by_std=False gives Dr. GRPO's unscaled advantages r_i - mean_group.
+    """
+    grouped = rewards.reshape(-1, group_size)
+    centred = grouped - grouped.mean(axis=1, keepdims=True)
+    if scale_by_std:
+        centred = centred / (grouped.std(axis=1, ddof=1, keepdims=True) + eps)
+    return centred.reshape(-1)
+
+
+def entropy_coefficient(config: GRPOConfig, step: jax.Array) -> jax.Array:
+    """The entropy bonus coefficient at `step` under the configured schedule."""
+    start, end = config.entropy_coef, config.entropy_coef_final
+    progress = jnp.clip(step / config.entropy_decay_steps, 0.0, 1.0)
+    if config.entropy_schedule == "constant":
+        return jnp.asarray(start, jnp.float32)
+    if config.entropy_schedule == "linear":
+        return start + (end - start) * progress
+    if config.entropy_schedule == "cosine":
+        return end + (start - end) * 0.5 * (1.0 + jnp.cos(math.pi * progress))
+    return start * (end / start) ** progress  # exponential
+
+
+def adapt_kl_coef(kl_coef: jax.Array, kl: jax.Array, config: GRPOConfig) -> jax.Array:
+    """Adaptive KL controller (Ziegler et al. 2019): move the coefficient toward target_kl."""
+    if config.target_kl is None:
+        return kl_coef
+    error = jnp.clip(kl / config.target_kl - 1.0, -0.2, 0.2)
+    return kl_coef * (1.0 + error / config.kl_horizon)
+
+
+def log_policy(params: Any, model_config: M.ModelConfig, tokens: jax.Array, masks: jax.Array,
+               temperature: float, top_k: int | None) -> jax.Array:
+    """[B, T-1, V] log-probs of the masked, tempered policy predicting tokens[:, 1:]."""
+    logits = M.forward(params, model_config, tokens)[:, :-1]
+    logits = jnp.where(masks[:, 1:], logits, NEG_INF)
+    return jax.nn.log_softmax(policy_logits(logits, jnp.asarray(temperature), top_k), axis=-1)
+
+
+def _sums(per_token: jax.Array, mask: jax.Array, weights: jax.Array, mode: str) -> jax.Array:
+    """Numerator of a masked mean of per_token [B, T]: over tokens, or of per-sequence means."""
+    mask = mask.astype(jnp.float32)
+    weighted = per_token * mask * weights[:, None]
+    if mode == "token":
+        return weighted.sum()
+    return (weighted.sum(axis=1) / jnp.maximum(mask.sum(axis=1), 1.0)).sum()
+
+
+def _aggregate(per_token: jax.Array, mask: jax.Array, weights: jax.Array, mode: str) -> jax.Array:
+    """Mean of per_token [B, T] over masked tokens: over all tokens, or per sequence then over sequences."""
+    count = mask.sum() if mode == "token" else mask.shape[0]
+    return _sums(per_token, mask, weights, mode) / jnp.maximum(count, 1.0)
+
+
+def policy_terms(log_probs: jax.Array, ref_log_probs: jax.Array, targets: jax.Array,
+                 old_logprobs: jax.Array, advantages: jax.Array,
+                 config: GRPOConfig) -> dict[str, jax.Array]:
+    """Per-token terms of the GRPO objective, each [B, T].
+
+    log_probs, ref_log_probs [B, T, V]: current and reference masked policies;
+    targets [B, T] the tokens taken; old_logprobs [B, T] their log-probs when
+    sampled; advantages [B].
+    """
+    token_logp = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    ratio = jnp.exp(token_logp - old_logprobs)
+    high = config.clip_range if config.clip_range_high is None else config.clip_range_high
+    adv = advantages[:, None]
+    surrogate = jnp.minimum(ratio * adv, jnp.clip(ratio, 1.0 - config.clip_range, 1.0 + high) * adv)
+    probs = jnp.exp(log_probs)
+    entropy = -jnp.sum(probs * log_probs, axis=-1)
+    if config.kl_estimator == "exact":
+        kl = jnp.sum(probs * (log_probs - ref_log_probs), axis=-1)
+    else:  # k3: r - 1 - log r with r = pi_ref / pi at the sampled token
+        ref_token = jnp.take_along_axis(ref_log_probs, targets[..., None], axis=-1)[..., 0]
+        log_r = ref_token - token_logp
+        kl = jnp.exp(log_r) - 1.0 - log_r
+    clipped = jnp.where(adv >= 0, ratio > 1.0 + high, ratio < 1.0 - config.clip_range)
+    return {"surrogate": surrogate, "kl": kl, "entropy": entropy, "ratio": ratio,
+            "clipped": clipped.astype(jnp.float32)}
+
+
+def grpo_loss(params: Any, chunks: tuple[PolicyBatch, ...], masks: tuple[jax.Array, ...],
+              ref_log_probs: tuple[jax.Array, ...], kl_coef: jax.Array, entropy_coef: jax.Array, *,
+              model_config: M.ModelConfig, config: GRPOConfig) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Clipped policy-gradient loss + KL penalty - entropy bonus, and its parts.
+
+    The batch comes as one or more chunks of rows, each cut to its own length
+    (less padding): chunk c has tokens [B_c, T_c], grammar masks [B_c, T_c, V]
+    and reference log-probs [B_c, T_c - 1, V]. Means are over the whole batch,
+    so the loss does not depend on how the rows are chunked.
+    """
+    mode = config.loss_aggregation
+    totals = {k: 0.0 for k in ("total_loss", "policy_loss", "kl", "entropy", "clip_fraction", "ratio_mean")}
+    tokens_total, rows_total = 0.0, 0
+    for batch, mask_c, ref in zip(chunks, masks, ref_log_probs):
+        log_probs = log_policy(params, model_config, batch.tokens, mask_c, config.temperature,
+                               config.top_k or None)                          # [B, T-1, V]
+        terms = policy_terms(log_probs, ref, batch.tokens[:, 1:], batch.old_logprobs[:, 1:],
+                             batch.advantages, config)
+        per_token = -terms["surrogate"] + kl_coef * terms["kl"] - entropy_coef * terms["entropy"]
+        mask = batch.completion_mask[:, 1:]
+        ones = jnp.ones_like(batch.weights)
+        totals["total_loss"] += _sums(per_token, mask, batch.weights, mode)
+        totals["policy_loss"] += _sums(-terms["surrogate"], mask, batch.weights, mode)
+        for key, term in (("kl", "kl"), ("entropy", "entropy"), ("clip_fraction", "clipped"),
+                          ("ratio_mean", "ratio")):
+            totals[key] += _sums(terms[term], mask, ones, "token")
+        tokens_total += mask.sum()
+        rows_total += mask.shape[0]
+    tokens_total = jnp.maximum(tokens_total, 1.0)
+    loss_count = tokens_total if mode == "token" else rows_total
+    metrics = {k: v / (loss_count if k in ("total_loss", "policy_loss") else tokens_total)
+               for k, v in totals.items()}
+    return metrics["total_loss"], metrics
+
+
+def make_optimizer(config: GRPOConfig) -> optax.GradientTransformation:
+    """AdamW behind a global gradient-norm clip."""
+    adam = optax.adamw(config.learning_rate, b1=config.adam_b1, b2=config.adam_b2,
+                       weight_decay=config.weight_decay)
+    if config.max_grad_norm > 0:
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
+    return adam
+
+
+def grammar_masks(tables: GrammarTables, tokens: jax.Array, max_len: int) -> jax.Array:
+    """[B, T, V] grammar masks of a batch of token rows (the sampler's masks, recomputed)."""
+    return jax.vmap(automaton.sequence_masks, in_axes=(None, 0, None))(tables, tokens, max_len)
+
+
+def split_by_length(batch: PolicyBatch, chunks: int, max_len: int) -> tuple[PolicyBatch, ...]:
+    """Sort rows by length and cut `chunks` groups of rows to their own bucketed length.
+
+    Host-side helper (reads the lengths): returns chunks of static shapes
+    [~B / chunks, T_c] with T_c = `bucket_length` of the chunk's longest row.
+    """
+    lengths = np.asarray(jnp.sum(batch.tokens != V.PAD, axis=1))
+    order = np.array_split(np.argsort(lengths, kind="stable"), min(chunks, len(lengths)))
+    out = []
+    for rows in order:
+        width = bucket_length(int(lengths[rows].max()), max_len)
+        out.append(jax.tree.map(lambda a: a[rows][:, :width] if a.ndim == 2 else a[rows], batch))
+    return tuple(out)
+
+
+def bucket_length(longest: int, max_len: int) -> int:
+    """The update's sequence length for rows up to `longest` tokens: 32, 64, 96, 128, then
+    powers of two (few distinct shapes, so few compiles), never above max_len."""
+    width = -(-longest // 32) * 32
+    if width > 128:
+        width = 1 << (width - 1).bit_length()
+    return min(max_len, width)
+
+
+def make_update_step(model_config: M.ModelConfig, config: GRPOConfig) -> Callable[
+        [TrainState, tuple[PolicyBatch, ...], GrammarTables], tuple[TrainState, dict[str, jax.Array]]]:
+    """The jitted GRPO update: `update(state, chunks, tables) -> (state, metrics)`.
+
+    `chunks` is a tuple of PolicyBatch (see `split_by_length`; a single full
+    batch is fine). mu = config.inner_iterations optimiser steps on the same
+    rollouts; the grammar masks and reference log-probs are computed once. The
+    state is donated. One compile per tuple of chunk shapes.
+    """
+    optimizer = make_optimizer(config)
+    loss_and_grad = jax.value_and_grad(grpo_loss, has_aux=True)
+
+    def update(state: TrainState, chunks: tuple[PolicyBatch, ...],
+               tables: GrammarTables) -> tuple[TrainState, dict[str, jax.Array]]:
+        masks = tuple(grammar_masks(tables, c.tokens, model_config.max_len) for c in chunks)
+        ref = tuple(jax.lax.stop_gradient(log_policy(state.ref_params, model_config, c.tokens, m,
+                                                     config.temperature, config.top_k or None))
+                    for c, m in zip(chunks, masks))
+        entropy_coef = entropy_coefficient(config, state.step)
+
+        def inner_iteration(carry, _):
+            params, opt_state = carry
+            (_, metrics), grads = loss_and_grad(params, chunks, masks, ref, state.kl_coef,
+                                                entropy_coef, model_config=model_config,
+                                                config=config)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            metrics["grad_norm"] = optax.tree.norm(grads)
+            return (optax.apply_updates(params, updates), opt_state), metrics
+
+        (params, opt_state), history = jax.lax.scan(
+            inner_iteration, (state.params, state.opt_state), None, length=config.inner_iterations)
+        metrics = jax.tree.map(lambda h: h[-1], history)
+        metrics["kl_coef"] = state.kl_coef
+        metrics["entropy_coef"] = entropy_coef
+        new_state = state.replace(params=params, opt_state=opt_state, step=state.step + 1,
+                                  kl_coef=adapt_kl_coef(state.kl_coef, metrics["kl"], config))
+        return new_state, metrics
+
+    return jax.jit(update, donate_argnums=(0,))
