@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Supervised pretraining on the textbook + synthetic corpus:
+
+    python scripts/pretrain.py --config configs/pretrain.yaml [--output_dir DIR]
+
+Then train from it:  python scripts/train.py --config configs/default.yaml --checkpoint DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/pretrain.yaml", help="YAML config (default: %(default)s)")
+    parser.add_argument("--output_dir", help="run directory (default: runs/<config>-<timestamp>)")
+    parser.add_argument("--steps", type=int, help="sets pretrain.steps")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = parser.parse_args(argv)
+    from theorygrpo_jax.cli import overrides_from_args, user_errors
+
+    with user_errors():
+        from theorygrpo_jax.config import load_config
+        from theorygrpo_jax.pretrain import pretrain
+        from theorygrpo_jax.train import default_output_dir
+
+        overrides = {"pretrain.steps": args.steps} if args.steps else {}
+        overrides.update(overrides_from_args(argparse.Namespace(
+            set=args.set, **{k: None for k in _flag_names()})))
+        config = load_config(args.config, overrides)
+        pretrain(config, args.output_dir or default_output_dir(args.config))
+    return 0
+
+
+def _flag_names():
+    from theorygrpo_jax.cli import FLAG_KEYS, SWITCH_KEYS
+    return list(FLAG_KEYS) + list(SWITCH_KEYS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

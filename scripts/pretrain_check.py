@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""Does pretraining help? Pretrain (or take --checkpoint), then run GRPO from it and from random
+init with the same config; report the steps each needs to reach the random-init run's final
+success rate, and plot both curves.
+
+    python scripts/pretrain_check.py [--config configs/default.yaml] [--pretrain_config configs/pretrain.yaml]
+                                     [--checkpoint DIR] [--num_episodes 150] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("--pretrain_config", default="configs/pretrain.yaml")
+    parser.add_argument("--checkpoint", help="an existing pretraining run (skips pretraining)")
+    parser.add_argument("--num_episodes", type=int, default=150)
+    parser.add_argument("--out", default="runs/pretrain_check")
+    args = parser.parse_args()
+    from theorygrpo_jax.cli import user_errors
+
+    with user_errors():
+        from theorygrpo_jax.config import load_config
+        from theorygrpo_jax.experiments import pretrain_comparison
+        from theorygrpo_jax.pretrain import pretrain
+
+        out = Path(args.out)
+        checkpoint = args.checkpoint
+        if checkpoint is None:
+            pretrain(load_config(args.pretrain_config), out / "pretrain", progress=False)
+            checkpoint = out / "pretrain"
+        config = load_config(args.config, {"train.num_episodes": args.num_episodes,
+                                           "train.progress_bar": False, "train.log_interval": 50})
+        result = pretrain_comparison(config, checkpoint, out, log=lambda m: print(m, flush=True))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""scripts/sample.py: JSON lines with the spec's score fields, and one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+
+
+def _sample(*args):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "sample.py"), "--config", SMOKE, *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_json_lines_have_tokens_and_scores(tmp_path):
+    prompt = tmp_path / "p.theory"
+    prompt.write_text("GAUGE U1 SU2 END_GAUGE\nFIELDS\n")
+    proc = _sample("--n", "3", "--json", "--prompt", str(prompt))
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        assert row["tokens"][:7] == ["BOS", "GAUGE", "U1", "SU2", "END_GAUGE", "FIELDS", row["tokens"][6]]
+        assert row["tokens"][-1] == "EOS"
+        assert {"accepted", "error", "anomalies", "anomaly_free", "anomaly_l1", "invalid_terms",
+                "light_exotics", "success", "rewards"} <= set(row)
+        assert set(row["rewards"]) >= {"anomalies_reward", "light_exotics_reward",
+                                       "invalid_terms_reward", "length_reward", "total_reward"}
+
+
+def test_bad_prompt_is_one_line(tmp_path):
+    prompt = tmp_path / "bad.theory"
+    prompt.write_text("GAUGE U1\nSU3 SU2\n")
+    proc = _sample("--n", "2", "--prompt", str(prompt))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: {prompt}:2: token 'SU2' is not allowed here: expected a gauge "
+                                   "factor (U1 SU2 SU3 SU4 SU5, in that order, at most two U1, at most "
+                                   "four factors) or END_GAUGE; allowed: END_GAUGE SU3 SU4 SU5")
