@@ -13,8 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from theorygrpo_jax.cli import (FLAG_KEYS, add_override_flags, fail, overrides_from_args,  # noqa: E402
-                                user_errors)
+from theorygrpo_jax.cli import add_override_flags, fail, overrides_from_args, user_errors  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

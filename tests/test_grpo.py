@@ -99,7 +99,6 @@ def test_adaptive_kl_controller():
 
 # --------------------------------------------------------------------------- with a tiny model
 
-from theorygrpo_jax import model as M  # noqa: E402
 from theorygrpo_jax.grammar import automaton, walks  # noqa: E402
 from theorygrpo_jax.train import init_state  # noqa: E402
 from theorygrpo_jax.config import config_from_dict  # noqa: E402

@@ -9,8 +9,8 @@ The step is two pure, jitted functions over the TrainState:
 reward), computes group-relative advantages, advances the curriculum and
 feeds / samples the replay buffer. Between the two, the host sorts the rows
 by length and cuts `grpo.update_chunks` groups of rows to their own length
-(`grpo.split_by_length`), so the update does not pay for padding. Logging, discoveries and checkpoints stay on the
-host, outside the step.
+(`grpo.split_by_length`), so the update does not pay for padding. Logging,
+discoveries and checkpoints stay on the host, outside the step.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import time
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +76,8 @@ def make_rollout_step(config: Config) -> Callable:
                               rewards, scores["success"], eligible)
             if rc.replay_per_step:
                 idx, weights, valid = R.sample(replay, replay_key, rc.replay_per_step, rc)
+                # replayed theories join with their advantage against this step's baseline
+                # (the fresh batch's mean reward and mean group std) and their stored log-probs
                 grouped = rewards.reshape(-1, gc.group_size)
                 scale = grouped.std(axis=1, ddof=1).mean() + gc.advantage_eps if gc.scale_by_std else 1.0
                 replay_adv = (replay.rewards[idx] - grouped.mean()) / scale
@@ -121,6 +122,25 @@ class Run:
     prompt_len: np.ndarray        # [n_prompts] int32
     rollout_step: Callable
     update_step: Callable
+    batch_sharding: Any = None    # NamedSharding of the batch axis over all devices (None: one device)
+
+
+def data_parallel_shardings(batch_size: int) -> tuple[Any, Any] | None:
+    """(batch sharding, replicated sharding) over a 1-D "data" mesh of all devices; None on one.
+
+    The step functions keep the batch axis leading and every per-example
+    computation vmapped, so jit partitions sampling, scoring and the loss
+    along the batch and reduces the gradients across devices.
+    """
+    devices = jax.devices()
+    if len(devices) == 1:
+        return None
+    if batch_size % len(devices):
+        raise ValueError(f"the batch of {batch_size} theories (prompts_per_step x group_size) does not "
+                         f"split over {len(devices)} devices")
+    mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+    return (jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")),
+            jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
 
 def init_state(config: Config, seed: int | None = None) -> TrainState:
@@ -146,9 +166,14 @@ def setup_run(config: Config, checkpoint: str | None = None, resume: str | None 
     for i, prompt in enumerate(prompts):
         S.check_prompt(prompt, config.model.max_len, i)
     prompt_tokens, prompt_len = tasks.pack_prompts(prompts)
-    return Run(config=config, state=state, tables=automaton.load_tables(),
+    tables = automaton.load_tables()
+    shardings = data_parallel_shardings(config.grpo.batch_size)
+    if shardings:
+        state, tables = jax.device_put((state, tables), shardings[1])
+    return Run(config=config, state=state, tables=tables,
                prompt_tokens=prompt_tokens, prompt_len=prompt_len,
-               rollout_step=make_rollout_step(config), update_step=make_update_step(config))
+               rollout_step=make_rollout_step(config), update_step=make_update_step(config),
+               batch_sharding=shardings[0] if shardings else None)
 
 
 def train_step(run: Run) -> tuple[dict[str, float], np.ndarray, dict[str, np.ndarray]]:
@@ -157,6 +182,8 @@ def train_step(run: Run) -> tuple[dict[str, float], np.ndarray, dict[str, np.nda
     step = int(run.state.step)
     prompt_tokens, prompt_len = tasks.step_prompts(run.prompt_tokens, run.prompt_len, step,
                                                    gc.prompts_per_step, gc.group_size)
+    if run.batch_sharding is not None:
+        prompt_tokens, prompt_len = jax.device_put((prompt_tokens, prompt_len), run.batch_sharding)
     state, batch, metrics, rollout, scores = run.rollout_step(run.state, run.tables, prompt_tokens,
                                                               prompt_len)
     chunks = grpo.split_by_length(batch, run.config.grpo.update_chunks, run.config.model.max_len)

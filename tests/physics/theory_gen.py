@@ -63,7 +63,6 @@ def _conj_slots(gauge, slots):
 
 def _fields(rng, gauge: list[str], n: int) -> list[tuple]:
     """Field specs: ("F", chir, gen, slots) or ("S", real, vev, slots)."""
-    k = len(gauge)
     sm = all(x in gauge for x in SM_GAUGE)
     first = {x: gauge.index(x) for x in SM_GAUGE if x in gauge}
     out: list[tuple] = []

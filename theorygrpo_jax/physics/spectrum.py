@@ -135,7 +135,7 @@ class Spectrum:
 def spectrum(record: TheoryRecord) -> Spectrum:
     """Spectrum of one record (jittable; vmap for a batch)."""
     info = slot_info(record)
-    G, grp, rep, chg, conj_rep = record.gauge, info["grp"], info["rep"], info["chg"], info["conj"]
+    G, rep, chg, conj_rep = record.gauge, info["rep"], info["chg"], info["conj"]
     fv = record.field_valid
 
     # First U1 / SU2 / SU3 factors.
