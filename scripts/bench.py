@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from theorygrpo_jax import bench  # noqa: E402
+from theorygrpo_jax.cli import print_result  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,11 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             args.preset, args.batch, repeats=args.repeats, masks_compare=not args.no_masks_compare,
             memory_batches=tuple(int(b) for b in args.memory_batches.split(",") if b),
             block_size=args.block_size)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:32s} {value:.4g}" if isinstance(value, float) else f"{key:32s} {value}")
+    print_result(result, args.json)
     return 0
 
 

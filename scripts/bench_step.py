@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from theorygrpo_jax.cli import user_errors
+    from theorygrpo_jax.cli import print_result, user_errors
 
     with user_errors():
         from theorygrpo_jax import step_bench
@@ -30,11 +29,7 @@ def main() -> int:
         config = (load_config(args.config, {"grpo.group_size": args.group_size}) if args.config
                   else step_bench.original_config(args.group_size))
         result = step_bench.bench_step(config, args.repeats)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:24s} {v:.4g}" if isinstance(v, float) else f"{k:24s} {v}")
+    print_result(result, args.json)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from typing import Any, Iterator, NoReturn
@@ -58,6 +59,16 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             fail(f"--set {item!r}: expected SECTION.KEY=VALUE")
         out[key] = yaml.safe_load(value)
     return out
+
+
+def print_result(result: dict[str, Any], as_json: bool) -> None:
+    """A benchmark's result: one JSON object, or one aligned `key value` line per entry."""
+    if as_json:
+        print(json.dumps(result))
+        return
+    width = max(len(k) for k in result) + 2
+    for key, value in result.items():
+        print(f"{key:{width}s}{value:.4g}" if isinstance(value, float) else f"{key:{width}s}{value}")
 
 
 @contextlib.contextmanager

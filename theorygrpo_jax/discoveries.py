@@ -14,11 +14,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from .grammar import recognizer
 from .grammar import vocab as V
 from .grammar.text import render_theory
+from .metrics import json_scalar
 
 log = logging.getLogger(__name__)
 
@@ -106,21 +106,6 @@ def canonical_theory(tokens: list[str]) -> list[str]:
     return out
 
 
-def _score_value(name: str, value: Any) -> bool | int | float | str:
-    """A score as a JSON value (numpy and 0-d JAX arrays converted)."""
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, str):
-        return value
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"discovery score '{name}' has type {type(value).__name__}, "
-                        f"not a number") from None
-
-
 def _format_score(value: bool | int | float | str) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
@@ -175,7 +160,7 @@ class DiscoveryCatalogue:
         key = tuple(canonical)
         if key in self._seen:
             return False
-        clean = {str(k): _score_value(str(k), v) for k, v in scores.items()}
+        clean = {str(k): json_scalar(str(k), v, "discovery score") for k, v in scores.items()}
         ident = self._next_id
         header = [f"# Discovery {ident:05d}, found at step {int(step)}"]
         if clean:

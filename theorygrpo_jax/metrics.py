@@ -17,8 +17,8 @@ TENSORBOARD_DIR = "tensorboard"
 RULE = "=" * 80
 
 
-def _value(name: str, value: Any) -> bool | int | float | str:
-    """A metric as a JSON value (numpy scalars and 0-d JAX/numpy arrays converted)."""
+def json_scalar(name: str, value: Any, kind: str = "metric") -> bool | int | float | str:
+    """A metric (or other named scalar) as a JSON value (numpy scalars and 0-d arrays converted)."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -28,7 +28,7 @@ def _value(name: str, value: Any) -> bool | int | float | str:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"metric '{name}' has type {type(value).__name__}, not a number") from None
+        raise TypeError(f"{kind} '{name}' has type {type(value).__name__}, not a number") from None
 
 
 class MetricsWriter:
@@ -65,7 +65,7 @@ class MetricsWriter:
         """
         if self._file.closed:
             raise ValueError(f"{self.path}: MetricsWriter is closed")
-        clean = {str(k): _value(str(k), v) for k, v in metrics.items()}
+        clean = {str(k): json_scalar(str(k), v) for k, v in metrics.items()}
         if "step" in clean:
             raise ValueError("metrics must not contain a 'step' key (it is the step argument)")
         self._file.write(json.dumps({"step": int(step), **clean}) + "\n")
