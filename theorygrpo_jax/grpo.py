@@ -6,10 +6,10 @@ sampler applied), tempered, and renormalised. The vocabulary is small, so the
 KL to the reference policy is computed exactly over that distribution (the
 k3 sampled-token estimator is an option).
 
-    advantages = group_advantages(rewards, group_size)             # [B]
-    loss, metrics = grpo_loss(params, ref_log_policy, batch, coefs, ...)
-    update = make_update_step(model_config, grpo_config)          # jitted
-    state, metrics = update(state, batch)
+    advantages = group_advantages(rewards, group_size)                 # [B]
+    chunks = split_by_length(batch, chunks=4, max_len=L)               # host: less padding
+    update = make_update_step(model_config, grpo_config)              # jitted
+    state, metrics = update(state, chunks, tables)
 """
 
 from __future__ import annotations
