@@ -4,7 +4,8 @@
 compares the policy with the random policy on fresh evaluation samples.
 `pretrain_comparison` runs GRPO from a pretrained checkpoint and from random
 initialisation with the same config and seed, and counts the steps each
-needs to reach the random-init run's final success rate.
+needs to reach the random-init run's final success rate and final mean
+reward (trailing 5-step means), and a ladder of success-rate thresholds.
 """
 
 from __future__ import annotations
@@ -68,14 +69,23 @@ def pretrain_comparison(config: Config, checkpoint: str | Path, out_dir: str | P
     random_records = read_metrics(out / "random_init" / "metrics.jsonl")
     pre_records = read_metrics(out / "pretrained" / "metrics.jsonl")
     window = 5
-    target = float(np.mean([r["success_rate"] for r in random_records[-window:]]))
+    final = lambda recs, key: float(np.mean([r[key] for r in recs[-window:]]))  # noqa: E731
+    target = final(random_records, "success_rate")
+    reward_target = final(random_records, "mean_reward")
     result = {
         "target_success_rate": target,
         "random_init_steps": steps_to_reach(random_records, "success_rate", target, window),
         "pretrained_steps": steps_to_reach(pre_records, "success_rate", target, window),
-        "random_init_final_reward": float(np.mean([r["mean_reward"] for r in random_records[-window:]])),
-        "pretrained_final_reward": float(np.mean([r["mean_reward"] for r in pre_records[-window:]])),
-        "pretrained_final_success": float(np.mean([r["success_rate"] for r in pre_records[-window:]])),
+        "target_reward": reward_target,
+        "random_init_steps_to_reward": steps_to_reach(random_records, "mean_reward", reward_target, window),
+        "pretrained_steps_to_reward": steps_to_reach(pre_records, "mean_reward", reward_target, window),
+        "success_thresholds": {f"{t:.2f}": [steps_to_reach(random_records, "success_rate", t, window),
+                                            steps_to_reach(pre_records, "success_rate", t, window)]
+                               for t in (0.5, 0.7, 0.8, 0.9, 0.95)},
+        "random_init_final_success": target,
+        "pretrained_final_success": final(pre_records, "success_rate"),
+        "random_init_final_reward": reward_target,
+        "pretrained_final_reward": final(pre_records, "mean_reward"),
         "random_init_first_success": random_records[0]["success_rate"],
         "pretrained_first_success": pre_records[0]["success_rate"],
     }
