@@ -262,3 +262,15 @@ def test_bad_arguments(tmp_path: Path) -> None:
     assert ck.latest_step() is None
     with pytest.raises(CheckpointError, match="selector"):
         ck.restore(make_state(0), "newest")
+
+
+def test_relative_run_directory(tmp_path, monkeypatch):
+    # `make train` writes to runs/<name>: a relative path (orbax itself wants absolute ones)
+    monkeypatch.chdir(tmp_path)
+    state = {"params": {"w": np.arange(3, dtype=np.float32)}, "step": np.array(2, np.int32)}
+    Checkpointer("runs/rel", keep=1).save(2, state, {"note": "relative"})
+    restored, meta = load_checkpoint("runs/rel", state)
+    np.testing.assert_array_equal(restored["params"]["w"], state["params"]["w"])
+    assert meta["note"] == "relative"
+    np.testing.assert_array_equal(load_params("runs/rel/checkpoints/2", state["params"])["w"],
+                                  state["params"]["w"])

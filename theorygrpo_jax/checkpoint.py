@@ -132,7 +132,9 @@ def _path_str(key: tuple[str, ...]) -> str:
 
 
 def _state_dir(checkpoint: Path) -> Path:
-    """The directory of the state pytree (a bare PyTree checkpoint is its own state)."""
+    """The directory of the state pytree (a bare PyTree checkpoint is its own state); absolute,
+    as orbax requires."""
+    checkpoint = checkpoint.absolute()
     return checkpoint / STATE_ITEM if (checkpoint / STATE_ITEM).is_dir() else checkpoint
 
 
@@ -165,7 +167,7 @@ def _check_compatible(checkpoint: Path, saved: dict, target: dict, what: str) ->
 
 
 def _read_metadata(checkpoint: Path) -> dict:
-    item = checkpoint / METADATA_ITEM
+    item = checkpoint.absolute() / METADATA_ITEM
     if not item.is_dir():
         return {}
     return ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(item, ocp.args.JsonRestore())
@@ -251,7 +253,7 @@ class Checkpointer:
     def __init__(self, run_dir: str | Path, keep: int = 3):
         if keep < 1:
             raise ValueError(f"Checkpointer: keep must be at least 1, got {keep}")
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).absolute()   # orbax requires absolute paths
         self.directory = self.run_dir / CHECKPOINTS_DIR
         self.keep = keep
         self.directory.mkdir(parents=True, exist_ok=True)
