@@ -69,10 +69,12 @@ def test_aggregation_token_vs_sequence():
     per_token = jnp.array([[1.0, 2.0, 7.0], [3.0, 9.0, 9.0]])
     mask = jnp.array([[True, True, False], [True, False, False]])
     ones = jnp.ones(2)
-    assert float(grpo._aggregate(per_token, mask, ones, "token")) == pytest.approx(2.0)      # (1+2+3)/3
-    assert float(grpo._aggregate(per_token, mask, ones, "sequence")) == pytest.approx(2.25)  # (1.5+3)/2
+    # token mode sums the masked tokens (the loss divides by the batch's 3 tokens: mean 2)
+    assert float(grpo._sums(per_token, mask, ones, "token")) == pytest.approx(6.0)
+    # sequence mode sums per-sequence means 1.5 and 3 (the loss divides by 2 rows: 2.25)
+    assert float(grpo._sums(per_token, mask, ones, "sequence")) == pytest.approx(4.5)
     w = jnp.array([1.0, 0.0])   # a zero importance weight removes a row's contribution
-    assert float(grpo._aggregate(per_token, mask, w, "token")) == pytest.approx(1.0)
+    assert float(grpo._sums(per_token, mask, w, "token")) == pytest.approx(3.0)
 
 
 @pytest.mark.parametrize("schedule,step,want", [

@@ -94,12 +94,6 @@ def _sums(per_token: jax.Array, mask: jax.Array, weights: jax.Array, mode: str) 
     return (weighted.sum(axis=1) / jnp.maximum(mask.sum(axis=1), 1.0)).sum()
 
 
-def _aggregate(per_token: jax.Array, mask: jax.Array, weights: jax.Array, mode: str) -> jax.Array:
-    """Mean of per_token [B, T] over masked tokens: over all tokens, or per sequence then over sequences."""
-    count = mask.sum() if mode == "token" else mask.shape[0]
-    return _sums(per_token, mask, weights, mode) / jnp.maximum(count, 1.0)
-
-
 def policy_terms(log_probs: jax.Array, ref_log_probs: jax.Array, targets: jax.Array,
                  old_logprobs: jax.Array, advantages: jax.Array,
                  config: GRPOConfig) -> dict[str, jax.Array]:
