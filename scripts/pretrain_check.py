@@ -4,7 +4,7 @@ init with the same config; report the steps each needs to reach the random-init 
 success rate, and plot both curves.
 
     python scripts/pretrain_check.py [--config configs/default.yaml] [--pretrain_config configs/pretrain.yaml]
-                                     [--checkpoint DIR] [--num_episodes 150] [--out DIR]
+                                     [--checkpoint DIR] [--num_episodes 150] [--out DIR] [--set KEY=VALUE]
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ def main() -> int:
     parser.add_argument("--checkpoint", help="an existing pretraining run (skips pretraining)")
     parser.add_argument("--num_episodes", type=int, default=150)
     parser.add_argument("--out", default="runs/pretrain_check")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a key of --config, e.g. --set reward.heavy_exotics_weight=0")
     args = parser.parse_args()
-    from theorygrpo_jax.cli import user_errors
+    import yaml
+
+    from theorygrpo_jax.cli import fail, user_errors
 
     with user_errors():
         from theorygrpo_jax.config import load_config
@@ -37,8 +41,14 @@ def main() -> int:
         if checkpoint is None:
             pretrain(load_config(args.pretrain_config), out / "pretrain", progress=False)
             checkpoint = out / "pretrain"
-        config = load_config(args.config, {"train.num_episodes": args.num_episodes,
-                                           "train.progress_bar": False, "train.log_interval": 50})
+        overrides = {"train.num_episodes": args.num_episodes, "train.progress_bar": False,
+                     "train.log_interval": 50}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                fail(f"--set {item!r}: expected SECTION.KEY=VALUE")
+            overrides[key] = yaml.safe_load(value)
+        config = load_config(args.config, overrides)
         result = pretrain_comparison(config, checkpoint, out, log=lambda m: print(m, flush=True))
     print(json.dumps(result))
     return 0
