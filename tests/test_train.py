@@ -54,6 +54,8 @@ def test_resume_continues_the_same_trajectory(config, straight_run, tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]
+    stats = json.loads((tmp_path / "training_stats.json").read_text())
+    assert len(stats["history"]["mean_reward"]) == 4 and stats["step"] == 4
 
 
 def test_eval_only_json_from_checkpoint(straight_run):

@@ -256,9 +256,9 @@ def train(config: Config, output_dir: str | Path, checkpoint: str | None = None,
     catalogue = DiscoveryCatalogue(out)
     stats_path = out / "training_stats.json"
     history: dict[str, list[float]] = {}
-    if resume and stats_path.exists():
-        history = json.loads(stats_path.read_text()).get("history", {})
     start = int(run.state.step)
+    if resume and stats_path.exists():   # the history up to the checkpoint's step
+        history = {k: v[:start] for k, v in json.loads(stats_path.read_text()).get("history", {}).items()}
     saved_best = float(run.state.best_reward)
     log(f"theorygrpo_jax: {M.num_params(run.state.params):,} parameters, {config.grpo.batch_size} "
         f"theories per step, steps {start}..{tc.num_episodes}, output in {out}")
@@ -292,13 +292,15 @@ def train(config: Config, output_dir: str | Path, checkpoint: str | None = None,
             bar.write(format_stats_block(done, shown, buffer,
                                          int(step_metrics["curriculum_phase"]) if tc.use_curriculum else None))
             improved = float(run.state.best_reward) > saved_best
-        if done % tc.save_interval == 0 or last or improved:
+        saving = done % tc.save_interval == 0 or last or improved
+        if saving:
             checkpointer.save(done, run.state, _metadata(config, history, catalogue), best=improved)
             if improved:
                 saved_best = float(run.state.best_reward)
+        if saving or done % tc.log_interval == 0:   # the whole history: not rewritten every step
+            _write_stats(stats_path, config, history, run, catalogue)
         if done % tc.save_interval == 0 or last:
             plot_metrics(out / "metrics.jsonl", out / "plots")
-        _write_stats(stats_path, config, history, run, catalogue)
     writer.close()
     return run, step_metrics
 
