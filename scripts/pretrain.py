@@ -20,9 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/pretrain.yaml", help="YAML config (default: %(default)s)")
     parser.add_argument("--output_dir", help="run directory (default: runs/<config>-<timestamp>)")
     parser.add_argument("--steps", type=int, help="sets pretrain.steps")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    from theorygrpo_jax.cli import add_set_flag, set_overrides, user_errors
+
+    add_set_flag(parser)
     args = parser.parse_args(argv)
-    from theorygrpo_jax.cli import overrides_from_args, user_errors
 
     with user_errors():
         from theorygrpo_jax.config import load_config
@@ -30,16 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         from theorygrpo_jax.train import default_output_dir
 
         overrides = {"pretrain.steps": args.steps} if args.steps else {}
-        overrides.update(overrides_from_args(argparse.Namespace(
-            set=args.set, **{k: None for k in _flag_names()})))
+        overrides.update(set_overrides(args.set))
         config = load_config(args.config, overrides)
         pretrain(config, args.output_dir or default_output_dir(args.config))
     return 0
-
-
-def _flag_names():
-    from theorygrpo_jax.cli import FLAG_KEYS, SWITCH_KEYS
-    return list(FLAG_KEYS) + list(SWITCH_KEYS)
 
 
 if __name__ == "__main__":

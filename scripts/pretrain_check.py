@@ -24,12 +24,10 @@ def main() -> int:
     parser.add_argument("--checkpoint", help="an existing pretraining run (skips pretraining)")
     parser.add_argument("--num_episodes", type=int, default=150)
     parser.add_argument("--out", default="runs/pretrain_check")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a key of --config, e.g. --set reward.heavy_exotics_weight=0")
-    args = parser.parse_args()
-    import yaml
+    from theorygrpo_jax.cli import add_set_flag, set_overrides, user_errors
 
-    from theorygrpo_jax.cli import fail, user_errors
+    add_set_flag(parser)
+    args = parser.parse_args()
 
     with user_errors():
         from theorygrpo_jax.config import load_config
@@ -43,11 +41,7 @@ def main() -> int:
             checkpoint = out / "pretrain"
         overrides = {"train.num_episodes": args.num_episodes, "train.progress_bar": False,
                      "train.log_interval": 50}
-        for item in args.set:
-            key, sep, value = item.partition("=")
-            if not sep:
-                fail(f"--set {item!r}: expected SECTION.KEY=VALUE")
-            overrides[key] = yaml.safe_load(value)
+        overrides.update(set_overrides(args.set))
         config = load_config(args.config, overrides)
         result = pretrain_comparison(config, checkpoint, out, log=lambda m: print(m, flush=True))
     print(json.dumps(result))

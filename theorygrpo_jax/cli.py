@@ -41,8 +41,24 @@ def add_override_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{flag}", type=kind, help=f"sets {key}")
     for flag, key in SWITCH_KEYS.items():
         parser.add_argument(f"--{flag}", action="store_true", default=None, help=f"sets {key}: true")
+    add_set_flag(parser)
+
+
+def add_set_flag(parser: argparse.ArgumentParser) -> None:
+    """`--set SECTION.KEY=VALUE`, repeatable: any config key, the value read as YAML."""
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="set any config key (YAML value), e.g. --set grpo.target_kl=0.02")
+
+
+def set_overrides(items: list[str]) -> dict[str, Any]:
+    """{"section.key": value} from `--set` items; a malformed item is a UserError."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            fail(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -53,11 +69,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for flag, key in SWITCH_KEYS.items():
         if getattr(args, flag):
             out[key] = True
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or "." not in key:
-            fail(f"--set {item!r}: expected SECTION.KEY=VALUE")
-        out[key] = yaml.safe_load(value)
+    out.update(set_overrides(args.set))
     return out
 
 
