@@ -42,3 +42,39 @@ def test_two_device_step_matches_one_device():
         assert two["metrics"][key] == one["metrics"][key], key
     for key in ("mean_reward", "total_loss", "kl", "entropy"):   # sums reduced in another order
         assert abs(two["metrics"][key] - one["metrics"][key]) < 1e-4, key
+
+
+SAMPLER_SCRIPT = """
+import json
+import jax, jax.numpy as jnp, numpy as np
+from theorygrpo_jax import model as M, sampler as S
+from theorygrpo_jax.grammar import automaton
+config = M.ModelConfig.tiny()
+params = M.init_params(config, jax.random.PRNGKey(0))
+tables = automaton.load_tables()
+tokens, prompt_len = S.make_prompts([["BOS"], ["BOS", "GAUGE", "SU3"]] * 4, config.max_len)
+mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+key = jax.random.PRNGKey(7)
+one = S.sample_tokens(params, tables, jnp.asarray(tokens), jnp.asarray(prompt_len), key,
+                      config=config)
+two = S.sample_tokens_sharded(params, tables, jnp.asarray(tokens), jnp.asarray(prompt_len), key,
+                              config=config, mesh=mesh)
+print(json.dumps({"devices": jax.device_count(),
+                  "sharded": not two.tokens.sharding.is_fully_replicated,
+                  "tokens": [np.asarray(one.tokens).tolist(), np.asarray(two.tokens).tolist()],
+                  "logprob_diff": float(np.abs(np.asarray(one.logprobs) - np.asarray(two.logprobs)).max()),
+                  "num_steps": [int(one.num_steps), int(two.num_steps)]}))
+"""
+
+
+def test_sharded_sampler_draws_the_single_device_theories():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", SAMPLER_SCRIPT], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 2 and out["sharded"]
+    assert out["tokens"][0] == out["tokens"][1]   # each row keeps its global RNG stream
+    assert out["logprob_diff"] < 1e-5
+    assert out["num_steps"][0] == out["num_steps"][1]

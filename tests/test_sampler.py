@@ -101,7 +101,7 @@ def test_temperature_and_top_k_recompute(setup, rollout):
 
 def test_windows_and_compaction_do_not_change_samples(rollout):
     a, b = rollout(windows_and_compaction=True), rollout()
-    assert S.default_block_size(CONFIG) < L and S._slot_sizes(BATCH, 8) == [16, 8]
+    assert S.block_ends(L)[0] < L and S._slot_sizes(BATCH, 8) == [16, 8]
     np.testing.assert_array_equal(a.tokens, b.tokens)
     np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
 

@@ -17,18 +17,21 @@ and top-k, and the recorded log-probs are those of that distribution.
 `sequence_logprobs` recomputes them in one parallel forward pass with the same
 masks (`automaton.sequence_masks`).
 
-Cache windows. Positions are processed in blocks of `block_size`; block j runs
-over a cache that is only as long as the block's end (the cache grows by one
-zero chunk per block, nothing is copied), so a decode step at position p reads
-at most p + block_size cache positions instead of max_len. Once every row is
-done the remaining blocks are skipped (nested lax.cond).
+Cache windows. Positions are processed in blocks (`block_ends`: 32 positions
+up to 128, longer ones after); block j runs over a cache that is only as long
+as the block's end (the cache grows by one zero chunk per block, nothing is
+copied), so a decode step at position p reads at most the block's end, not
+max_len. Once every row is done the remaining blocks are skipped (nested
+lax.cond).
 
 Compaction. Rows finish at very different lengths (a random policy: median ~32
 tokens, the longest of 64 rows ~150), and a finished row in the batch costs a
 full decode step. So within a block the loop runs on B slots only while more
 than B/2 rows are unfinished; then the unfinished rows are gathered into B/2
 slots (cache, grammar state, logits, ...) and the loop goes on there, then B/4,
-B/8 (not below `min_slots`); results are scattered back. Each row keeps its
+B/8, B/16 (not below `min_slots`, default 4: the tail of the last few rows of a
+batch is long, and a step on 4 slots costs 0.55x one on 8 for cpu_default and
+0.75x for original); results are scattered back. Each row keeps its
 own RNG stream (fold_in of its row index), so compaction never changes the
 samples. Each (block, slot size) pair is one compiled loop body.
 
@@ -68,9 +71,8 @@ class SamplingState:
     grammar: automaton.GrammarState  # each register [b] int32: state after tokens[:, :pos]
     logits: jax.Array            # [b, V] float32 model logits for the token at `pos`
     done: jax.Array              # [b] bool       row has produced EOS (later tokens PAD)
-    rows: jax.Array              # [b] int32      batch row of each slot (its RNG stream)
+    uniforms: jax.Array          # [b, L] float32 the slot's row's uniform draw at each position
     prompt_len: jax.Array        # [b] int32      prompt tokens of each slot's row
-    rng: jax.Array               # PRNG key       row r, position p: fold_in(fold_in(rng, p), r)
     pos: jax.Array               # []   int32     position of the token chosen next
 
 
@@ -86,22 +88,29 @@ class Rollout:
     num_steps: jax.Array         # []  int32      position after the last loop step
 
 
-def default_block_size(config: M.ModelConfig) -> int:
-    """Cache-window block: 32 positions up to max_len 256, then max_len / 8."""
-    return min(config.max_len, max(32, config.max_len // 8))
+def block_ends(max_len: int, block_size: int | None = None) -> tuple[int, ...]:
+    """Ends of the position blocks (each block's cache window reaches its end).
+
+    block_size given: uniform blocks of that many positions. None (default):
+    blocks of 32 positions up to 128, then each block as long as the largest
+    power of two <= half its start (32, 64, 96, 128, 192, 256, 384, 512, ...):
+    fine windows where most theories end, few compiled loop bodies beyond.
+    """
+    ends, end = [], 0
+    while end < max_len:
+        step = block_size or (32 if end < 128 else 1 << ((end // 2).bit_length() - 1))
+        end = min(max_len, end + step)
+        ends.append(end)
+    return tuple(ends)
 
 
-def _windows(max_len: int, prompt_width: int, block: int) -> list[tuple[int, int]]:
-    """(block end, cache length) for each block of positions [b * block, end)."""
-    prefill = min(max_len, -(-prompt_width // block) * block)
-    out = []
-    for start in range(0, max_len, block):
-        end = min(max_len, start + block)
-        out.append((end, max(end, prefill)))
-    return out
+def _windows(max_len: int, prompt_width: int, ends: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(block end, cache length) per block: the cache covers the block and the whole prompt."""
+    prefill = next(e for e in ends if e >= min(prompt_width, max_len))
+    return [(end, max(end, prefill)) for end in ends]
 
 
-MAX_COMPACTIONS = 3  # each slot size is one more compiled loop body per cache block
+MAX_COMPACTIONS = 4  # each slot size is one more compiled loop body per cache block
 
 
 def _slot_sizes(batch: int, min_slots: int | None) -> list[int]:
@@ -130,14 +139,23 @@ def policy_logits(logits, temperature, top_k: int | None):
     return scaled
 
 
-def _greedy(keys: jax.Array, logp: jax.Array) -> jax.Array:
-    """Argmax per row of logp [b, V]: [b] int32 (keys unused; same signature as sampling)."""
-    del keys
-    return jnp.argmax(logp, axis=-1).astype(jnp.int32)
+def row_uniforms(rng: jax.Array, rows: jax.Array, length: int) -> jax.Array:
+    """[b, length] float32: u[i, p] = uniform(fold_in(fold_in(rng, p), rows[i])), the draw of
+    batch row rows[i] at position p.
+
+    Drawn for the whole batch before the loop: threefry runs as a rolled loop
+    of its own on CPU, and three of them per decode step (fold_in twice, then
+    uniform) cost more than the step's grammar masks. Per-row streams make the
+    samples independent of batch composition (compaction, sharding).
+    """
+    position_keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(rng, jnp.arange(length))
+    keys = jax.vmap(jax.vmap(jax.random.fold_in, in_axes=(0, None)), in_axes=(None, 0))(
+        position_keys, rows)
+    return jax.vmap(jax.vmap(jax.random.uniform))(keys)
 
 
-def _inverse_cdf_sample(keys: jax.Array, logp: jax.Array) -> jax.Array:
-    """One draw per row from softmax(logp) [b, V] with the row's key: [b] int32.
+def _inverse_cdf_sample(u: jax.Array, logp: jax.Array) -> jax.Array:
+    """One draw per row from softmax(logp) [b, V], given the row's uniform u [b]: [b] int32.
 
     Inverse-CDF sampling needs one uniform per row where Gumbel-max
     (jax.random.categorical) needs V; on CPU the V random numbers and their two
@@ -145,12 +163,12 @@ def _inverse_cdf_sample(keys: jax.Array, logp: jax.Array) -> jax.Array:
     probability 0 is never drawn: it cannot be the first entry whose CDF exceeds u.
     """
     cdf = jnp.cumsum(jnp.exp(logp), axis=-1)
-    u = jax.vmap(jax.random.uniform)(keys) * cdf[:, -1]
-    return jnp.minimum(jnp.sum(cdf <= u[:, None], axis=-1), logp.shape[-1] - 1).astype(jnp.int32)
+    below = cdf <= (u * cdf[:, -1])[:, None]
+    return jnp.minimum(jnp.sum(below, axis=-1), logp.shape[-1] - 1).astype(jnp.int32)
 
 
-_PER_SLOT = ("tokens", "logprobs", "completion_mask", "cache", "grammar", "logits", "done", "rows",
-             "prompt_len")  # SamplingState fields with a leading slot axis (not rng, pos)
+_PER_SLOT = ("tokens", "logprobs", "completion_mask", "cache", "grammar", "logits", "done",
+             "uniforms", "prompt_len")  # SamplingState fields with a leading slot axis (not pos)
 
 
 def _take_rows(state: SamplingState, idx: jax.Array) -> SamplingState:
@@ -172,7 +190,8 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
                   prompt_len: jax.Array, rng: jax.Array, temperature: jax.Array | float = 1.0,
                   stop_pos: jax.Array | int | None = None, *, config: M.ModelConfig,
                   top_k: int | None = None, use_masks: bool = True,
-                  block_size: int | None = None, min_slots: int | None = 8) -> Rollout:
+                  block_size: int | None = None, min_slots: int | None = 4,
+                  row_offset: jax.Array | int = 0) -> Rollout:
     """The jitted sampler. Prompts must already be valid (`sample` checks them).
 
     prompt_tokens [B, P] int32 (right-padded), prompt_len [B] int32 in 1..P,
@@ -181,13 +200,15 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
     rows are unfinished. use_masks=False switches the grammar off (for
     measuring its cost; the output is then not guaranteed to be a theory).
     min_slots: as rows finish, the unfinished ones are compacted into batches of
-    B/2, B/4, B/8 (>= min_slots) slots, so finished rows stop costing compute;
+    B/2, B/4, B/8, B/16 (>= min_slots) slots, so finished rows stop costing compute;
     None: never (one batch of B throughout). Compaction does not change the
     samples: each row keeps its own RNG stream.
+    row_offset (traced): the batch index of row 0, which names the rows' RNG
+    streams; a device that samples rows k..k+b-1 of a larger batch passes k
+    and draws exactly what one device sampling the whole batch would.
     """
     b, width = prompt_tokens.shape
     L = config.max_len
-    block = block_size or default_block_size(config)
     stop_pos = jnp.asarray(L if stop_pos is None else stop_pos, jnp.int32)
     prompt_len = prompt_len.astype(jnp.int32)
 
@@ -196,7 +217,7 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
     tokens = jnp.full((b, L), V.PAD, jnp.int32).at[:, :width].set(prompt_tokens)
     start = jnp.min(prompt_len)  # first position the loop visits (longer prompts are forced)
 
-    windows = _windows(L, width, block)
+    windows = _windows(L, width, block_ends(L, block_size))
     all_logits, cache = M.prefill(params, config, prompt_tokens,
                                   M.init_cache(config, b, windows[0][1]))
     logits = jax.lax.dynamic_index_in_dim(all_logits, start - 1, axis=1, keepdims=False)
@@ -207,18 +228,20 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
         grammar = jax.lax.fori_loop(0, start, lambda i, g: read(tables, g, tokens[:, i]), grammar)
     done = jnp.any((tokens == V.EOS) & (jnp.arange(L)[None, :] < start), axis=1)
 
+    rows = jnp.asarray(row_offset, jnp.int32) + jnp.arange(b, dtype=jnp.int32)
     state = SamplingState(tokens=tokens, logprobs=jnp.zeros((b, L), jnp.float32),
                           completion_mask=jnp.zeros((b, L), bool), cache=cache, grammar=grammar,
-                          logits=logits, done=done, rows=jnp.arange(b, dtype=jnp.int32),
-                          prompt_len=prompt_len, rng=rng, pos=start)
+                          logits=logits, done=done, uniforms=row_uniforms(rng, rows, L),
+                          prompt_len=prompt_len, pos=start)
 
     def body(s: SamplingState) -> SamplingState:
         p = s.pos
         logits = _masked_logits(tables, s.grammar, s.logits, L - p) if use_masks else s.logits
         policy = policy_logits(logits, temperature, top_k)
         logp_all = jax.nn.log_softmax(policy)
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.fold_in(s.rng, p), s.rows)
-        chosen = jax.lax.cond(temperature > 0, _inverse_cdf_sample, _greedy, keys, logp_all)
+        u = jax.lax.dynamic_index_in_dim(s.uniforms, p, axis=1, keepdims=False)
+        chosen = jnp.where(temperature > 0, _inverse_cdf_sample(u, logp_all),
+                           jnp.argmax(logp_all, axis=-1).astype(jnp.int32))
         forced = p < s.prompt_len
         generated = ~forced & ~s.done
         token = jnp.where(forced, s.tokens[:, p], chosen)
@@ -283,6 +306,47 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
                    finished=state.done, num_steps=state.pos)
 
 
+@functools.partial(jax.jit, static_argnames=("mesh", "axis", "config", "top_k", "use_masks",
+                                             "block_size", "min_slots"))
+def sample_tokens_sharded(params: Any, tables: automaton.GrammarTables, prompt_tokens: jax.Array,
+                          prompt_len: jax.Array, rng: jax.Array,
+                          temperature: jax.Array | float = 1.0,
+                          stop_pos: jax.Array | int | None = None, *,
+                          mesh: jax.sharding.Mesh, axis: str = "data", config: M.ModelConfig,
+                          top_k: int | None = None, use_masks: bool = True,
+                          block_size: int | None = None, min_slots: int | None = 4) -> Rollout:
+    """`sample_tokens` with the batch split over the `axis` devices of `mesh` (shard_map).
+
+    Each device runs the whole sampler on its own rows: its own loop, which
+    stops when ITS rows are done, and its own compaction; nothing is exchanged
+    until the end (num_steps is the max over devices). Rows keep their global
+    RNG streams (row_offset), so the theories are those of one device sampling
+    the whole batch. The batch must divide evenly over the devices; params,
+    tables and rng are replicated.
+    """
+    P = jax.sharding.PartitionSpec
+    n = mesh.shape[axis]
+    if prompt_tokens.shape[0] % n:
+        raise ValueError(f"a batch of {prompt_tokens.shape[0]} rows does not split over {n} "
+                         f"devices")
+    stop_pos = jnp.asarray(config.max_len if stop_pos is None else stop_pos, jnp.int32)
+
+    def local(params, tables, prompt_tokens, prompt_len, rng, temperature, stop_pos):
+        offset = jax.lax.axis_index(axis) * prompt_tokens.shape[0]
+        rollout = sample_tokens(params, tables, prompt_tokens, prompt_len, rng, temperature,
+                                stop_pos, config=config, top_k=top_k, use_masks=use_masks,
+                                block_size=block_size, min_slots=min_slots, row_offset=offset)
+        return rollout.replace(num_steps=jax.lax.pmax(rollout.num_steps, axis))
+
+    rows, same = P(axis), P()
+    out_specs = Rollout(tokens=rows, lengths=rows, logprobs=rows, completion_mask=rows,
+                        prompt_len=rows, finished=rows, num_steps=same)
+    return jax.shard_map(local, mesh=mesh, in_specs=(same, same, rows, rows, same, same, same),
+                         out_specs=out_specs, check_vma=False)(
+        params, tables, prompt_tokens, prompt_len, rng, jnp.asarray(temperature, jnp.float32),
+        stop_pos)
+
+
 # ---------------------------------------------------------------- prompts (host side)
 
 def check_prompt(tokens: Sequence[str], max_len: int, row: int | None = None) -> None:
@@ -338,7 +402,7 @@ def make_prompts(prompts: Sequence[Sequence[str | int]] | None, max_len: int,
 def sample(params: Any, config: M.ModelConfig, tables: automaton.GrammarTables, rng: jax.Array,
            prompts: Sequence[Sequence[str | int]] | None = None, *, batch_size: int | None = None,
            temperature: float = 1.0, top_k: int | None = None, use_masks: bool = True,
-           block_size: int | None = None, min_slots: int | None = 8) -> Rollout:
+           block_size: int | None = None, min_slots: int | None = 4) -> Rollout:
     """Sample a batch of theories (see the module docstring).
 
     Prompts are checked on the host first: a prompt the grammar rejects raises

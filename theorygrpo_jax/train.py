@@ -46,16 +46,19 @@ from .train_state import TrainState, init_train_state
 # --------------------------------------------------------------------------- the step
 
 @functools.lru_cache(maxsize=8)
-def make_rollout_step(config: Config) -> Callable:
-    """The jitted rollout half of a GRPO step (see module docstring)."""
+def make_rollout_step(config: Config, mesh: jax.sharding.Mesh | None = None) -> Callable:
+    """The jitted rollout half of a GRPO step (see module docstring). With a mesh, each device
+    samples its slice of the batch on its own (`sampler.sample_tokens_sharded`)."""
     mc, gc, tc = config.model, config.grpo, config.train
+    sample_tokens = (S.sample_tokens if mesh is None
+                     else functools.partial(S.sample_tokens_sharded, mesh=mesh))
 
     def rollout_step(state: TrainState, tables: automaton.GrammarTables, prompt_tokens: jax.Array,
                      prompt_len: jax.Array):
         key = jax.random.fold_in(state.rng, state.step)
         sample_key, replay_key = jax.random.split(key)
-        rollout = S.sample_tokens(state.params, tables, prompt_tokens, prompt_len, sample_key,
-                                  gc.temperature, config=mc, top_k=gc.top_k or None)
+        rollout = sample_tokens(state.params, tables, prompt_tokens, prompt_len, sample_key,
+                                gc.temperature, config=mc, top_k=gc.top_k or None)
         scores = score_batch(rollout.tokens, config.reward)
         if tc.use_curriculum:
             rewards, phase_success = C.phase_reward(scores, config.curriculum,
@@ -172,7 +175,8 @@ def setup_run(config: Config, checkpoint: str | None = None, resume: str | None 
         state, tables = jax.device_put((state, tables), shardings[1])
     return Run(config=config, state=state, tables=tables,
                prompt_tokens=prompt_tokens, prompt_len=prompt_len,
-               rollout_step=make_rollout_step(config), update_step=make_update_step(config),
+               rollout_step=make_rollout_step(config, shardings[0].mesh if shardings else None),
+               update_step=make_update_step(config),
                batch_sharding=shardings[0] if shardings else None)
 
 
