@@ -17,12 +17,17 @@ policy under the grammar masks) and reports:
   roofline_fraction = tokens_per_s / roofline_tokens_per_s;
 - mask_overhead: time with grammar masks / the same sampler with masks off
   (static flag), both over the same positions (stop_pos) without compaction;
+- with `ceiling`: the no-waste ceiling, the tokens/s the same rollouts
+  would reach if each loop step cost exactly one model decode step of the
+  rows still generating (floor + per-row cost, measured in the same run);
+  it bounds what any compaction scheme can do with this decode step;
 - peak memory: XLA's memory analysis of the compiled sampler (arguments +
   outputs + temporaries) at batch 64 and 1024, and this process's max RSS.
 """
 
 from __future__ import annotations
 
+import functools
 import resource
 import statistics
 import time
@@ -86,6 +91,33 @@ def roofline_time(costs: dict[str, float], completion_mask: np.ndarray, batch: i
     return float(np.sum(np.maximum(flops / flops_per_s, bytes_ / bytes_per_s)))
 
 
+def decode_step_seconds(params: Any, config: M.ModelConfig, batch: int, window: int,
+                        steps: int = 32) -> float:
+    """Seconds of one model decode step (no sampling, no grammar) for `batch` rows over a cache
+    of `window` positions (best of 5 runs of `steps` steps in one jitted loop)."""
+    cache = M.init_cache(config, batch, window)
+    token = jnp.full((batch,), 1, jnp.int32)
+
+    def run(params, cache):
+        def body(i, carry):
+            cache, total = carry
+            logits, cache = M.decode_step(params, config, cache, token, i % window, write_chunk=-1)
+            return cache, total + logits[:, 0].sum()
+        return jax.lax.fori_loop(0, steps, body, (cache, jnp.float32(0)))[1]
+
+    return _best_time(jax.jit(run), params, cache) / steps
+
+
+def no_waste_time(completion_mask: np.ndarray, devices: int, step_floor_s: float,
+                  row_s: float) -> float:
+    """Seconds a sampler would take if every loop step cost exactly one decode step of the
+    rows still generating (step_floor_s + row_s x rows: no finished rows in the batch, no
+    sampling, grammar or compaction cost); rows split over `devices` that run in parallel."""
+    return max(float(np.sum(step_floor_s + row_s * active[active > 0]))
+               for active in (part.sum(axis=0) for part in
+                              np.array_split(np.asarray(completion_mask), devices)))
+
+
 def compiled_memory(params, tables, config: M.ModelConfig, batch: int,
                     block_size: int | None = None) -> int | None:
     """Bytes XLA plans for one sampler call at `batch` (arguments + outputs + temporaries)."""
@@ -104,16 +136,32 @@ def compiled_memory(params, tables, config: M.ModelConfig, batch: int,
 def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3,
                   masks_compare: bool = True, memory_batches: tuple[int, ...] = (64, 1024),
                   block_size: int | None = None, config: M.ModelConfig | None = None,
-                  seed: int = 0) -> dict[str, Any]:
-    """Benchmark the sampler for a preset; returns a JSON-able dict (see the module docstring)."""
+                  seed: int = 0, devices: int = 1, ceiling: bool = False) -> dict[str, Any]:
+    """Benchmark the sampler for a preset; returns a JSON-able dict (see the module docstring).
+
+    devices > 1: the batch is split over that many devices with
+    `sampler.sample_tokens_sharded` (on a CPU, host devices made with
+    XLA_FLAGS=--xla_force_host_platform_device_count, one per core: each runs
+    its rows on its own thread). The theories are the same as on one device.
+    ceiling: also report the no-waste ceiling (`no_waste_time`): what this
+    model's measured decode step would allow if compaction were perfect.
+    """
     config = config or getattr(M.ModelConfig, preset)()
+    sampler = S.sample_tokens
+    if devices > 1:
+        if jax.device_count() < devices:
+            raise ValueError(f"{devices} devices asked for, {jax.device_count()} available (on a "
+                             f"CPU set XLA_FLAGS=--xla_force_host_platform_device_count={devices} "
+                             f"before jax starts; scripts/bench.py --devices does)")
+        mesh = jax.sharding.Mesh(np.array(jax.devices()[:devices]), ("data",))
+        sampler = functools.partial(S.sample_tokens_sharded, mesh=mesh)
     params = M.init_params(config, jax.random.PRNGKey(seed))
     tables = automaton.load_tables()
     tokens, prompt_len = (jnp.asarray(a) for a in S.make_prompts(None, config.max_len, batch))
     temperature = jnp.float32(1.0)
 
-    def call(key, use_masks=True, stop_pos=None, min_slots=8):
-        return S.sample_tokens(params, tables, tokens, prompt_len, key, temperature,
+    def call(key, use_masks=True, stop_pos=None, min_slots=4):
+        return sampler(params, tables, tokens, prompt_len, key, temperature,
                                jnp.int32(config.max_len if stop_pos is None else stop_pos),
                                config=config, use_masks=use_masks, block_size=block_size,
                                min_slots=min_slots)
@@ -141,8 +189,8 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
                                                     flops_per_s, bytes_per_s) for r in rollouts)
     tokens_per_s = n_tokens / masked_s
     out: dict[str, Any] = dict(
-        preset=preset, batch=batch, max_len=config.max_len, params=costs["params"],
-        block_size=block_size or S.default_block_size(config), cache_dtype=config.cache_dtype,
+        preset=preset, batch=batch, devices=devices, max_len=config.max_len, params=costs["params"],
+        block_ends=list(S.block_ends(config.max_len, block_size)), cache_dtype=config.cache_dtype,
         tokens_per_s=tokens_per_s, theories_per_s=batch / masked_s,
         seconds_per_batch=masked_s, generated_tokens_per_batch=n_tokens,
         mean_length=float(np.mean([r.lengths.mean() for r in rollouts])),
@@ -153,6 +201,18 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
         speedup_vs_pytorch_original=(tokens_per_s / PYTORCH_ORIGINAL_TOKENS_PER_S
                                      if preset == "original" and batch == 64 else None),
     )
+    if ceiling:
+        # The no-waste ceiling: per-step cost = floor + per-row cost, both measured on the
+        # model's decode step (first cache window) at 1 row and at the batch of one device.
+        window = S.block_ends(config.max_len, block_size)[0]
+        rows = batch // devices
+        one, full = (decode_step_seconds(params, config, b, window) for b in (1, rows))
+        row_s = (full - one) / max(rows - 1, 1)
+        floor_s = one - row_s
+        ceiling = statistics.median(int(r.completion_mask.sum()) / no_waste_time(
+            r.completion_mask, devices, floor_s, row_s) for r in rollouts)
+        out.update(decode_step_floor_s=floor_s, decode_step_per_row_s=row_s,
+                   no_waste_tokens_per_s=ceiling, no_waste_roofline_fraction=ceiling / roof)
     if masks_compare:
         # Masks on vs off, both without compaction (without masks rows rarely stop, so
         # compaction would not kick in) and stopped at the same position: the same steps
