@@ -3,7 +3,8 @@
 
     python scripts/bench.py --json --preset original --batch 64
     python scripts/bench.py --json --preset original --ablation
-    python scripts/bench.py --json --devices 2     # the batch split over both cores
+    python scripts/bench.py --json --devices 1     # one device (XLA's own threads) instead of
+                                                   # one device per core
 """
 
 from __future__ import annotations
@@ -25,23 +26,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", choices=("cpu_default", "original"), default="cpu_default")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--block-size", type=int, default=None, help="cache-window block (positions)")
+    ap.add_argument("--min-slots", type=int, default=4,
+                    help="compact unfinished rows down to this many slots (sampler min_slots)")
     ap.add_argument("--no-masks-compare", action="store_true",
                     help="skip the run without grammar masks (no mask_overhead)")
     ap.add_argument("--memory-batches", default="64,1024",
                     help="batches for XLA's memory analysis ('' to skip)")
-    ap.add_argument("--devices", type=int, default=1,
+    ap.add_argument("--devices", type=int, default=0,
                     help="split the batch over this many devices (on a CPU: host devices, one per "
-                         "core, e.g. 2 on a 2-core machine)")
+                         "core); 0 (default): every device, i.e. one per core on a CPU")
     ap.add_argument("--ceiling", action="store_true",
                     help="also report the no-waste ceiling: tokens/s if every loop step cost one "
                          "decode step of the rows still generating")
     ap.add_argument("--ablation", action="store_true",
                     help="instead: seconds per batch with cache windows / compaction switched off")
     args = ap.parse_args(argv)
-    if args.devices > 1:  # must be set before jax starts; affects CPU devices only
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={args.devices}"
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        # Must be set before jax starts; it only shapes the CPU platform (one device per core).
+        host_devices = args.devices or len(os.sched_getaffinity(0))
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={host_devices}"
     from theorygrpo_jax import bench
+
+    devices = args.devices or bench.default_devices(args.batch)
 
     if args.ablation:
         result = bench.run_ablation(args.preset, args.batch, repeats=args.repeats)
@@ -49,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         result = bench.run_benchmark(
             args.preset, args.batch, repeats=args.repeats, masks_compare=not args.no_masks_compare,
             memory_batches=tuple(int(b) for b in args.memory_batches.split(",") if b),
-            block_size=args.block_size, devices=args.devices,
-            ceiling=args.ceiling)
+            block_size=args.block_size, devices=devices,
+            ceiling=args.ceiling, min_slots=args.min_slots)
     print_result(result, args.json)
     return 0
 

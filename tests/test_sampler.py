@@ -182,4 +182,36 @@ def test_bench_roofline_cost_model():
     mask = np.zeros((2, 8), bool)
     mask[0, 1] = True  # one token at position 1: compute-bound at 1 FLOP/s, 1 B/s
     flops = costs["matmul_flops"] + costs["attn_flops_per_pos"] * 2
-    assert bench.roofline_time(costs, mask, 64, 1.0, 1e30) == pytest.approx(flops)
+    assert bench.roofline_time(costs, mask, 1.0, 1e30) == pytest.approx(flops)
+
+
+def test_bench_roofline_reads_weights_once_per_batch_step():
+    from theorygrpo_jax import bench
+
+    # By hand: weights 1000 B, KV 10 B per cached position, at 1 B/s (bandwidth-bound).
+    costs = dict(matmul_flops=0.0, attn_flops_per_pos=0.0, weight_bytes=1000.0,
+                 kv_bytes_per_pos=10.0)
+    mask = np.zeros((4, 6), bool)
+    mask[:, 1] = True      # position 1: 4 tokens share one weight read, each reads KV 0..1
+    mask[0, 2] = True      # position 2: 1 token reads all the weights and KV 0..2
+    expected = 4 * (1000 / 4 + 2 * 10) + (1000 + 3 * 10)
+    assert bench.roofline_time(costs, mask, 1e30, 1.0) == pytest.approx(expected)
+    # A full batch of 4 at every step: every token pays 1000 / 4.
+    assert bench.roofline_time(costs, mask, 1e30, 1.0, weights_shared_by=4) == pytest.approx(
+        5 * 1000 / 4 + 4 * 20 + 30)
+
+
+def test_bench_no_waste_time_charges_one_decode_step_of_the_active_rows():
+    from theorygrpo_jax import bench
+
+    mask = np.zeros((4, 5), bool)
+    mask[:, 1] = True         # step 1: 4 rows active
+    mask[:2, 2] = True        # step 2: 2 rows
+    mask[0, 3] = True         # step 3: 1 row
+    rows, step_s = [1, 2, 4], [1.0, 3.0, 4.0]
+    assert bench.no_waste_time(mask, 1, rows, step_s) == pytest.approx(4.0 + 3.0 + 1.0)
+    # Two devices: rows 0-1 (2, 2, 1 active) and rows 2-3 (2 active); the slower one counts.
+    assert bench.no_waste_time(mask, 2, rows, step_s) == pytest.approx(3.0 + 3.0 + 1.0)
+    # Three active rows sit between the measured 2 and 4: interpolated.
+    mask[2, 2] = True
+    assert bench.no_waste_time(mask, 1, rows, step_s) == pytest.approx(4.0 + 3.5 + 1.0)

@@ -12,15 +12,20 @@ policy under the grammar masks) and reports:
   the same run;
 - roofline_tokens_per_s: generated tokens / the sum over those tokens of
   max(FLOPs(token) / matmul_flops_per_s, bytes(token) / mem_bandwidth), with
-  FLOPs = 2 x matmul params + attention over positions 0..p, and bytes = all
-  weights once per batch step / batch + the KV cache up to position p;
+  FLOPs = 2 x matmul params + attention over positions 0..p, and bytes = the
+  KV cache up to position p + the weights once per batch step, shared by the
+  tokens generated in that step (`roofline_time`);
   roofline_fraction = tokens_per_s / roofline_tokens_per_s;
+  full_batch_roofline_*: the same with the weights shared by the whole batch
+  at every step (a looser bound: once rows finish, a step generates fewer
+  tokens than the batch has rows, but still reads every weight);
 - mask_overhead: time with grammar masks / the same sampler with masks off
   (static flag), both over the same positions (stop_pos) without compaction;
-- with `ceiling`: the no-waste ceiling, the tokens/s the same rollouts
-  would reach if each loop step cost exactly one model decode step of the
-  rows still generating (floor + per-row cost, measured in the same run);
-  it bounds what any compaction scheme can do with this decode step;
+- with `ceiling`: the model's decode step (no sampling, no grammar) at
+  1, 2, 4, ... rows, and the no-waste ceiling: the tokens/s the same rollouts
+  would reach if each loop step cost exactly one decode step of the rows
+  still generating (interpolated from those measurements); what no
+  compaction scheme can beat with this decode step;
 - peak memory: XLA's memory analysis of the compiled sampler (arguments +
   outputs + temporaries) at batch 64 and 1024, and this process's max RSS.
 """
@@ -82,12 +87,26 @@ def model_costs(config: M.ModelConfig, params: Any) -> dict[str, float]:
                 kv_bytes_per_pos=kv_bytes_per_pos, attn_flops_per_pos=attn_flops_per_pos)
 
 
-def roofline_time(costs: dict[str, float], completion_mask: np.ndarray, batch: int,
-                  flops_per_s: float, bytes_per_s: float) -> float:
-    """Lower bound on the time to generate the tokens marked in completion_mask [B, L]."""
-    positions = np.nonzero(completion_mask)[1].astype(np.float64)
-    flops = costs["matmul_flops"] + costs["attn_flops_per_pos"] * (positions + 1)
-    bytes_ = costs["weight_bytes"] / batch + costs["kv_bytes_per_pos"] * (positions + 1)
+def roofline_time(costs: dict[str, float], completion_mask: np.ndarray, flops_per_s: float,
+                  bytes_per_s: float, weights_shared_by: int | None = None) -> float:
+    """Lower bound on the time to generate the tokens marked in completion_mask [B, L].
+
+    Each token costs max(FLOPs / flops_per_s, bytes / bytes_per_s). FLOPs: the
+    matmuls plus attention over positions 0..p. Bytes: the KV cache up to p,
+    plus its share of the weights. All rows advance together, one position
+    per batch step, and a batch step reads the weights once: the tokens
+    generated at position p (completion_mask[:, p].sum()) share one read.
+    weights_shared_by=n instead charges weights / n to every token, as if
+    every step generated n tokens (n = batch: a full batch at every step,
+    which no sequential sampler reaches once rows finish at different lengths).
+    """
+    mask = np.asarray(completion_mask, bool)
+    positions = np.nonzero(mask)[1]
+    sharing = (mask.sum(axis=0)[positions] if weights_shared_by is None
+               else np.full(positions.shape, weights_shared_by))
+    p = positions.astype(np.float64)
+    flops = costs["matmul_flops"] + costs["attn_flops_per_pos"] * (p + 1)
+    bytes_ = costs["weight_bytes"] / sharing + costs["kv_bytes_per_pos"] * (p + 1)
     return float(np.sum(np.maximum(flops / flops_per_s, bytes_ / bytes_per_s)))
 
 
@@ -108,12 +127,13 @@ def decode_step_seconds(params: Any, config: M.ModelConfig, batch: int, window: 
     return _best_time(jax.jit(run), params, cache) / steps
 
 
-def no_waste_time(completion_mask: np.ndarray, devices: int, step_floor_s: float,
-                  row_s: float) -> float:
-    """Seconds a sampler would take if every loop step cost exactly one decode step of the
-    rows still generating (step_floor_s + row_s x rows: no finished rows in the batch, no
-    sampling, grammar or compaction cost); rows split over `devices` that run in parallel."""
-    return max(float(np.sum(step_floor_s + row_s * active[active > 0]))
+def no_waste_time(completion_mask: np.ndarray, devices: int, rows: list[int],
+                  step_s: list[float]) -> float:
+    """Seconds a sampler would take if every loop step cost exactly one model decode step of
+    the rows still generating: no finished rows in the batch, no sampling, grammar or
+    compaction cost. step_s[i] is the measured decode step of rows[i] rows (interpolated in
+    between); rows are split over `devices` that run in parallel."""
+    return max(float(np.sum(np.interp(active[active > 0], rows, step_s)))
                for active in (part.sum(axis=0) for part in
                               np.array_split(np.asarray(completion_mask), devices)))
 
@@ -133,10 +153,16 @@ def compiled_memory(params, tables, config: M.ModelConfig, batch: int,
                + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
 
 
+def default_devices(batch: int) -> int:
+    """The most devices (all of them at most) that split `batch` evenly."""
+    return max(n for n in range(1, jax.device_count() + 1) if batch % n == 0)
+
+
 def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3,
                   masks_compare: bool = True, memory_batches: tuple[int, ...] = (64, 1024),
                   block_size: int | None = None, config: M.ModelConfig | None = None,
-                  seed: int = 0, devices: int = 1, ceiling: bool = False) -> dict[str, Any]:
+                  seed: int = 0, devices: int = 1, ceiling: bool = False,
+                  min_slots: int | None = 4) -> dict[str, Any]:
     """Benchmark the sampler for a preset; returns a JSON-able dict (see the module docstring).
 
     devices > 1: the batch is split over that many devices with
@@ -160,7 +186,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     tokens, prompt_len = (jnp.asarray(a) for a in S.make_prompts(None, config.max_len, batch))
     temperature = jnp.float32(1.0)
 
-    def call(key, use_masks=True, stop_pos=None, min_slots=4):
+    def call(key, use_masks=True, stop_pos=None, min_slots=min_slots):
         return sampler(params, tables, tokens, prompt_len, key, temperature,
                                jnp.int32(config.max_len if stop_pos is None else stop_pos),
                                config=config, use_masks=use_masks, block_size=block_size,
@@ -184,35 +210,41 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     flops_per_s = measure_matmul_flops()
     bytes_per_s = measure_bandwidth()
     costs = model_costs(config, params)
-    roof = statistics.median(
-        int(r.completion_mask.sum()) / roofline_time(costs, r.completion_mask, batch,
-                                                    flops_per_s, bytes_per_s) for r in rollouts)
+    def roofline(shared_by=None):
+        return statistics.median(
+            int(r.completion_mask.sum()) / roofline_time(costs, r.completion_mask, flops_per_s,
+                                                        bytes_per_s, shared_by) for r in rollouts)
+
+    roof, roof_full_batch = roofline(), roofline(batch)
     tokens_per_s = n_tokens / masked_s
     out: dict[str, Any] = dict(
         preset=preset, batch=batch, devices=devices, max_len=config.max_len, params=costs["params"],
-        block_ends=list(S.block_ends(config.max_len, block_size)), cache_dtype=config.cache_dtype,
+        block_ends=list(S.block_ends(config.max_len, block_size)), min_slots=min_slots,
+        cache_dtype=config.cache_dtype,
         tokens_per_s=tokens_per_s, theories_per_s=batch / masked_s,
         seconds_per_batch=masked_s, generated_tokens_per_batch=n_tokens,
         mean_length=float(np.mean([r.lengths.mean() for r in rollouts])),
         loop_steps=steps, active_row_fraction=n_tokens / (batch * statistics.median(steps)),
         compile_s=compile_s,
         roofline_tokens_per_s=roof, roofline_fraction=tokens_per_s / roof,
+        full_batch_roofline_tokens_per_s=roof_full_batch,
+        full_batch_roofline_fraction=tokens_per_s / roof_full_batch,
         matmul_flops_per_s=flops_per_s, mem_bandwidth_bytes_per_s=bytes_per_s,
         speedup_vs_pytorch_original=(tokens_per_s / PYTORCH_ORIGINAL_TOKENS_PER_S
                                      if preset == "original" and batch == 64 else None),
     )
     if ceiling:
-        # The no-waste ceiling: per-step cost = floor + per-row cost, both measured on the
-        # model's decode step (first cache window) at 1 row and at the batch of one device.
+        # The no-waste ceiling: every step costs the model's decode step of the rows still
+        # generating, measured here at 1, 2, 4, ... rows (first cache window, one device).
         window = S.block_ends(config.max_len, block_size)[0]
-        rows = batch // devices
-        one, full = (decode_step_seconds(params, config, b, window) for b in (1, rows))
-        row_s = (full - one) / max(rows - 1, 1)
-        floor_s = one - row_s
-        ceiling = statistics.median(int(r.completion_mask.sum()) / no_waste_time(
-            r.completion_mask, devices, floor_s, row_s) for r in rollouts)
-        out.update(decode_step_floor_s=floor_s, decode_step_per_row_s=row_s,
-                   no_waste_tokens_per_s=ceiling, no_waste_roofline_fraction=ceiling / roof)
+        per_device = batch // devices
+        rows = sorted({1 << i for i in range(per_device.bit_length()) if 1 << i < per_device}
+                      | {per_device})
+        step_s = [decode_step_seconds(params, config, b, window) for b in rows]
+        no_waste = statistics.median(int(r.completion_mask.sum()) / no_waste_time(
+            r.completion_mask, devices, rows, step_s) for r in rollouts)
+        out.update(decode_step_s_by_rows={str(b): t for b, t in zip(rows, step_s)},
+                   no_waste_tokens_per_s=no_waste, no_waste_roofline_fraction=no_waste / roof)
     if masks_compare:
         # Masks on vs off, both without compaction (without masks rows rarely stop, so
         # compaction would not kick in) and stopped at the same position: the same steps
