@@ -23,7 +23,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/learn_check")
     args = parser.parse_args()
-    from theorygrpo_jax.cli import user_errors
+    from theorygrpo_jax.cli import use_compilation_cache, user_errors
+
+    use_compilation_cache()
 
     with user_errors():
         from theorygrpo_jax.config import load_config

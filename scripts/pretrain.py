@@ -20,10 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/pretrain.yaml", help="YAML config (default: %(default)s)")
     parser.add_argument("--output_dir", help="run directory (default: runs/<config>-<timestamp>)")
     parser.add_argument("--steps", type=int, help="sets pretrain.steps")
-    from theorygrpo_jax.cli import add_set_flag, set_overrides, user_errors
+    from theorygrpo_jax.cli import add_set_flag, set_overrides, use_compilation_cache, user_errors
 
     add_set_flag(parser)
     args = parser.parse_args(argv)
+    use_compilation_cache()
 
     with user_errors():
         from theorygrpo_jax.config import load_config

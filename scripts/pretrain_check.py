@@ -24,10 +24,11 @@ def main() -> int:
     parser.add_argument("--checkpoint", help="an existing pretraining run (skips pretraining)")
     parser.add_argument("--num_episodes", type=int, default=150)
     parser.add_argument("--out", default="runs/pretrain_check")
-    from theorygrpo_jax.cli import add_set_flag, set_overrides, user_errors
+    from theorygrpo_jax.cli import add_set_flag, set_overrides, use_compilation_cache, user_errors
 
     add_set_flag(parser)
     args = parser.parse_args()
+    use_compilation_cache()
 
     with user_errors():
         from theorygrpo_jax.config import load_config

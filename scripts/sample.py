@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, help="default: the config's grpo.temperature")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from theorygrpo_jax.cli import fail, user_errors
+    from theorygrpo_jax.cli import fail, use_compilation_cache, user_errors
+
+    use_compilation_cache()
 
     with user_errors():
         from theorygrpo_jax.generate import config_for, sample_and_score

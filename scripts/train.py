@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from theorygrpo_jax.cli import add_override_flags, fail, overrides_from_args, user_errors  # noqa: E402
+from theorygrpo_jax.cli import (add_override_flags, fail, overrides_from_args,  # noqa: E402
+                                use_compilation_cache, user_errors)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="with --eval_only: print one JSON object")
     add_override_flags(parser)
     args = parser.parse_args(argv)
+    use_compilation_cache()
 
     with user_errors():
         from theorygrpo_jax import train as T

@@ -1,4 +1,5 @@
-"""Shared command-line plumbing: the seed's override flags and one-line user errors."""
+"""Shared command-line plumbing: the seed's override flags, one-line user errors and the
+on-disk compilation cache."""
 
 from __future__ import annotations
 
@@ -34,6 +35,27 @@ class UserError(Exception):
 
 def fail(message: str) -> NoReturn:
     raise UserError(message)
+
+
+def use_compilation_cache() -> str | None:
+    """Keep compiled XLA programs on disk between runs; returns the directory (None: off).
+
+    On a CPU the sampler and the update take tens of seconds to compile, most of
+    a short run; a later run with the same shapes and flags loads them instead.
+    Directory: $THEORYGRPO_JAX_CACHE, else $XDG_CACHE_HOME/theorygrpo_jax (default
+    ~/.cache/theorygrpo_jax); THEORYGRPO_JAX_CACHE=off switches it off. Call it
+    before the first jit compile.
+    """
+    import jax
+
+    where = os.environ.get("THEORYGRPO_JAX_CACHE")
+    if where is not None and where.strip().lower() in ("off", "0", "none", "false"):
+        return None
+    if not where:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        where = os.path.join(base, "theorygrpo_jax")
+    jax.config.update("jax_compilation_cache_dir", where)
+    return where
 
 
 def add_override_flags(parser: argparse.ArgumentParser) -> None:
