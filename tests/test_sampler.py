@@ -215,3 +215,33 @@ def test_bench_no_waste_time_charges_one_decode_step_of_the_active_rows():
     # Three active rows sit between the measured 2 and 4: interpolated.
     mask[2, 2] = True
     assert bench.no_waste_time(mask, 1, rows, step_s) == pytest.approx(4.0 + 3.5 + 1.0)
+
+
+def _reference_draw(u: float, probs: np.ndarray) -> int:
+    """Plain-Python inverse CDF in float64: the first token whose running sum exceeds u x total."""
+    total, running = float(np.sum(probs, dtype=np.float64)), 0.0
+    for token, p in enumerate(probs):
+        running += float(p)
+        if p > 0 and running > u * total:
+            return token
+    return int(np.flatnonzero(probs > 0)[-1])
+
+
+def test_inverse_cdf_draw_matches_reference_and_never_draws_a_forbidden_token():
+    rng = np.random.default_rng(7)
+    rows, vocab = 4000, V.VOCAB_SIZE
+    logits = rng.standard_normal((rows, vocab)).astype(np.float32) * rng.uniform(0.1, 6, (rows, 1))
+    allowed = rng.random((rows, vocab)) < rng.uniform(0.01, 1.0, (rows, 1))
+    allowed[np.arange(rows), rng.integers(0, vocab, rows)] = True   # at least one token each
+    logp = jax.nn.log_softmax(jnp.where(allowed, logits, S.NEG_INF))
+    u = rng.random(rows).astype(np.float32)
+    u[:100] = np.float32(1.0) - np.finfo(np.float32).eps             # the top of [0, 1)
+    u[100:200] = 0.0
+    drawn = np.asarray(jax.jit(S._inverse_cdf_sample)(jnp.asarray(u), logp))
+    probs = np.exp(np.asarray(logp, np.float64))
+    assert allowed[np.arange(rows), drawn].all()
+    expected = np.array([_reference_draw(float(u[i]), probs[i]) for i in range(rows)])
+    # float32 vs float64 running sums may differ right at a CDF boundary: allow a handful.
+    assert (drawn == expected).mean() > 0.998
+    np.testing.assert_array_equal(np.asarray(jax.jit(S._greedy)(logp)),
+                                  np.argmax(np.asarray(logp), axis=-1))
