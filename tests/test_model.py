@@ -72,9 +72,13 @@ def test_decode_matches_forward(config):
     np.testing.assert_allclose(logits, full[:, :5], atol=1e-5)
     cache = M.grow_cache(cache, 24)          # decode across two chunks: [0, 16) and [16, 24)
     assert cache.length == 24 and cache.chunk_lengths == (16, 8) and len(cache.k) == config.n_layers
+    head = M.output_head(params, config)
+    assert head.shape == (config.d_model, config.vocab_size)
     for t in range(5, 20):
+        with_head, _ = decode_step(params, config, cache, tokens[:, t], t, head=head)
         logits, cache = decode_step(params, config, cache, tokens[:, t], t)
         np.testing.assert_allclose(logits, full[:, t], atol=1e-5, err_msg=f"position {t}")
+        np.testing.assert_allclose(with_head, logits, atol=1e-5, err_msg=f"head, position {t}")
 
 
 def test_bfloat16_cache_decodes_close(params):

@@ -118,9 +118,12 @@ def decode_step_seconds(params: Any, config: M.ModelConfig, batch: int, window: 
     token = jnp.full((batch,), 1, jnp.int32)
 
     def run(params, cache):
+        head = M.output_head(params, config)
+
         def body(i, carry):
             cache, total = carry
-            logits, cache = M.decode_step(params, config, cache, token, i % window, write_chunk=-1)
+            logits, cache = M.decode_step(params, config, cache, token, i % window, write_chunk=-1,
+                                          head=head)
             return cache, total + logits[:, 0].sum()
         return jax.lax.fori_loop(0, steps, body, (cache, jnp.float32(0)))[1]
 

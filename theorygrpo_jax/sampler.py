@@ -259,6 +259,8 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
                           logits=logits, done=done, uniforms=row_uniforms(rng, rows, L),
                           prompt_len=prompt_len, pos=start)
 
+    head = M.output_head(params, config)  # once, outside the loop (see M.output_head)
+
     def body(s: SamplingState) -> SamplingState:
         p = s.pos
         logits = _masked_logits(tables, s.grammar, s.logits, L - p) if use_masks else s.logits
@@ -275,7 +277,8 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
         grammar = s.grammar
         if use_masks:
             grammar = jax.vmap(automaton.step, in_axes=(None, 0, 0))(tables, grammar, token)
-        next_logits, cache = M.decode_step(params, config, s.cache, token, p, write_chunk=-1)
+        next_logits, cache = M.decode_step(params, config, s.cache, token, p, write_chunk=-1,
+                                           head=head)
         return s.replace(
             tokens=column(s.tokens, token),
             logprobs=column(s.logprobs, jnp.where(generated, logp, 0.0)),
