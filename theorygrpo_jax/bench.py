@@ -213,6 +213,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     flops_per_s = measure_matmul_flops()
     bytes_per_s = measure_bandwidth()
     costs = model_costs(config, params)
+
     def roofline(shared_by=None):
         return statistics.median(
             int(r.completion_mask.sum()) / roofline_time(costs, r.completion_mask, flops_per_s,
