@@ -41,23 +41,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ablation", action="store_true",
                     help="instead: seconds per batch with cache windows / compaction switched off")
     args = ap.parse_args(argv)
+    if args.devices < 0:
+        ap.error(f"--devices must be 0 (every device) or a positive count, got {args.devices}")
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
         # Must be set before jax starts; it only shapes the CPU platform (one device per core).
         host_devices = args.devices or len(os.sched_getaffinity(0))
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={host_devices}"
     from theorygrpo_jax import bench
+    from theorygrpo_jax.cli import user_errors
 
-    devices = args.devices or bench.default_devices(args.batch)
-
-    if args.ablation:
-        result = bench.run_ablation(args.preset, args.batch, repeats=args.repeats)
-    else:
-        result = bench.run_benchmark(
-            args.preset, args.batch, repeats=args.repeats, masks_compare=not args.no_masks_compare,
-            memory_batches=tuple(int(b) for b in args.memory_batches.split(",") if b),
-            block_size=args.block_size, devices=devices,
-            ceiling=args.ceiling, min_slots=args.min_slots)
+    with user_errors():
+        if args.ablation:
+            result = bench.run_ablation(args.preset, args.batch, repeats=args.repeats)
+        else:
+            result = bench.run_benchmark(
+                args.preset, args.batch, repeats=args.repeats,
+                masks_compare=not args.no_masks_compare,
+                memory_batches=tuple(int(b) for b in args.memory_batches.split(",") if b),
+                block_size=args.block_size, devices=args.devices or bench.default_devices(args.batch),
+                ceiling=args.ceiling, min_slots=args.min_slots)
     print_result(result, args.json)
     return 0
 

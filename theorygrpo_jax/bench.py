@@ -177,6 +177,8 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     """
     config = config or getattr(M.ModelConfig, preset)()
     sampler = S.sample_tokens
+    if devices < 1 or batch % devices:
+        raise ValueError(f"--devices {devices} does not split a batch of {batch} rows evenly")
     if devices > 1:
         if jax.device_count() < devices:
             raise ValueError(f"{devices} devices asked for, {jax.device_count()} available (on a "

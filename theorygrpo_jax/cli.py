@@ -43,8 +43,8 @@ def use_compilation_cache() -> str | None:
     On a CPU the sampler and the update take tens of seconds to compile, most of
     a short run; a later run with the same shapes and flags loads them instead.
     Directory: $THEORYGRPO_JAX_CACHE, else $XDG_CACHE_HOME/theorygrpo_jax (default
-    ~/.cache/theorygrpo_jax); THEORYGRPO_JAX_CACHE=off switches it off. Call it
-    before the first jit compile.
+    ~/.cache/theorygrpo_jax); with THEORYGRPO_JAX_CACHE=off it does nothing (no
+    cache). Call it before the first jit compile.
     """
     import jax
 

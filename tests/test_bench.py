@@ -1,0 +1,25 @@
+"""scripts/bench.py: bad device counts stop with one line, before anything compiles."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(*args):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_devices_that_do_not_split_the_batch_is_a_one_line_error():
+    proc = _bench("--devices", "3", "--batch", "64")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --devices 3 does not split a batch of 64 rows evenly"
+
+
+def test_negative_devices_is_a_usage_error():
+    proc = _bench("--devices", "-1")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "--devices must be 0 (every device) or a positive count, got -1")
