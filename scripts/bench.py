@@ -3,6 +3,7 @@
 
     python scripts/bench.py --json --preset original --batch 64
     python scripts/bench.py --json --preset original --ablation
+    python scripts/bench.py --json --parts         # the grammar and the draw, per step
     python scripts/bench.py --json --devices 1     # one device (XLA's own threads) instead of
                                                    # one device per core
 """
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ceiling", action="store_true",
                     help="also report the no-waste ceiling: tokens/s if every loop step cost one "
                          "decode step of the rows still generating")
+    ap.add_argument("--parts", action="store_true",
+                    help="instead: microseconds per call of the grammar mask, the automaton step "
+                         "and the token draw at batches 4, 32, 64")
     ap.add_argument("--ablation", action="store_true",
                     help="instead: seconds per batch with cache windows / compaction switched off")
     args = ap.parse_args(argv)
@@ -52,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     from theorygrpo_jax.cli import user_errors
 
     with user_errors():
-        if args.ablation:
+        if args.parts:
+            result = bench.run_parts()
+        elif args.ablation:
             result = bench.run_ablation(args.preset, args.batch, repeats=args.repeats)
         else:
             result = bench.run_benchmark(

@@ -301,3 +301,40 @@ def run_ablation(preset: str = "cpu_default", batch: int = 64, repeats: int = 3,
     return dict(preset=preset, batch=batch, matmul_flops_per_s=measure_matmul_flops(),
                 **{f"{name}_s": t for name, t in best.items()})
 
+
+
+def run_parts(batches: tuple[int, ...] = (4, 32, 64), steps: int = 50,
+              seed: int = 0) -> dict[str, Any]:
+    """Microseconds per call of the sampler's per-step pieces besides the model, each in a
+    jitted loop of `steps` calls at each batch: the vmapped grammar mask, the vmapped
+    automaton step, and drawing a token (inverse CDF plus the greedy pick)."""
+    tables = automaton.load_tables()
+    rng = np.random.default_rng(seed)
+    vocab = tables.next_node.shape[1]
+    out: dict[str, Any] = {}
+    for b in batches:
+        state = jax.vmap(lambda _: automaton.init_state(tables))(jnp.arange(b))
+        state = state.replace(node=jnp.asarray(rng.integers(1, tables.next_node.shape[0], b),
+                                               jnp.int32))
+        tokens = jnp.asarray(rng.integers(0, vocab, b), jnp.int32)
+        logp = jax.nn.log_softmax(jnp.asarray(rng.standard_normal((b, vocab)), jnp.float32))
+        u = jnp.asarray(rng.random(b), jnp.float32)
+
+        def mask(i):
+            m = jax.vmap(automaton.allowed_mask, in_axes=(None, 0, None))(
+                tables, state.replace(node=state.node + i % 2), 100 - i % 5)
+            return m.sum()
+
+        def grammar_step(i):
+            s = jax.vmap(automaton.step, in_axes=(None, 0, 0))(tables, state, (tokens + i) % vocab)
+            return s.node.sum()
+
+        def draw(i):
+            shifted = logp + i.astype(jnp.float32) * 1e-9
+            return (S._inverse_cdf_sample(u, shifted) + S._greedy(shifted)).sum()
+
+        for name, piece in (("mask", mask), ("automaton_step", grammar_step), ("draw", draw)):
+            loop = jax.jit(lambda piece=piece: jax.lax.fori_loop(
+                0, steps, lambda i, acc: acc + piece(i).astype(jnp.int32), jnp.int32(0)))
+            out[f"{name}_us_batch_{b}"] = _best_time(loop) / steps * 1e6
+    return out
