@@ -245,3 +245,24 @@ def test_inverse_cdf_draw_matches_reference_and_never_draws_a_forbidden_token():
     assert (drawn == expected).mean() > 0.998
     np.testing.assert_array_equal(np.asarray(jax.jit(S._greedy)(logp)),
                                   np.argmax(np.asarray(logp), axis=-1))
+
+
+def test_draw_tokens_picks_only_from_the_drawn_columns_by_temperature():
+    """draw_tokens: temperature > 0 is the inverse CDF over columns first.., temperature 0 the
+    first argmax there; both offset back to vocabulary ids."""
+    rng = np.random.default_rng(11)
+    rows, vocab, first = 500, V.VOCAB_SIZE, S.FIRST_DRAWN
+    logits = rng.standard_normal((rows, vocab)).astype(np.float32)
+    allowed = rng.random((rows, vocab)) < 0.3
+    allowed[:, :first] = False                                       # PAD, BOS: never allowed
+    allowed[np.arange(rows), rng.integers(first, vocab, rows)] = True
+    logp = jax.nn.log_softmax(jnp.where(allowed, logits, S.NEG_INF))
+    u = rng.random(rows).astype(np.float32)
+    draw = jax.jit(S.draw_tokens, static_argnums=3)
+    sampled = np.asarray(draw(jnp.asarray(u), logp, jnp.float32(1.0), first))
+    probs = np.exp(np.asarray(logp, np.float64))
+    expected = np.array([_reference_draw(float(u[i]), probs[i]) for i in range(rows)])
+    assert allowed[np.arange(rows), sampled].all()
+    assert (sampled == expected).mean() > 0.99
+    greedy = np.asarray(draw(jnp.asarray(u), logp, jnp.float32(0.0), first))
+    np.testing.assert_array_equal(greedy, np.argmax(np.asarray(logp), axis=-1))
