@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--preset", choices=("cpu_default", "original"), default="cpu_default")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="batches (RNG keys) timed")
+    ap.add_argument("--tries", type=int, default=5,
+                    help="calls per batch, interleaved; each batch's best counts")
     ap.add_argument("--block-size", type=int, default=None, help="cache-window block (positions)")
     ap.add_argument("--min-slots", type=int, default=4,
                     help="compact unfinished rows down to this many slots (sampler min_slots)")
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             result = bench.run_ablation(args.preset, args.batch, repeats=args.repeats)
         else:
             result = bench.run_benchmark(
-                args.preset, args.batch, repeats=args.repeats,
+                args.preset, args.batch, repeats=args.repeats, tries=args.tries,
                 masks_compare=not args.no_masks_compare,
                 memory_batches=tuple(int(b) for b in args.memory_batches.split(",") if b),
                 block_size=args.block_size, devices=args.devices or bench.default_devices(args.batch),

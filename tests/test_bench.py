@@ -23,3 +23,9 @@ def test_negative_devices_is_a_usage_error():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith(
         "--devices must be 0 (every device) or a positive count, got -1")
+
+
+def test_zero_tries_is_a_one_line_error():
+    proc = _bench("--tries", "0", "--devices", "1")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --repeats and --tries must be at least 1, got 3 and 0"
