@@ -68,12 +68,12 @@ class SamplingState:
     """Loop carry of the sampler: b slots (b <= B rows), L = max_len, W = cache window."""
     tokens: jax.Array            # [b, L] int32   prompt, then sampled tokens; PAD after EOS
     logprobs: jax.Array          # [b, L] float32 log-prob of each sampled token; 0 elsewhere
-    completion_mask: jax.Array   # [b, L] bool    True where the policy chose the token
     cache: M.KVCache             # [layer][chunk] -> [b, heads, C, head_dim]; chunks cover 0..W-1
     grammar: automaton.GrammarState  # each register [b] int32: state after tokens[:, :pos]
     logits: jax.Array            # [b, V] float32 model logits for the token at `pos`
     done: jax.Array              # [b] bool       row has produced EOS (later tokens PAD)
     uniforms: jax.Array          # [b, L] float32 the slot's row's uniform draw at each position
+    prompt: jax.Array            # [b, P] int32   the slot's row's prompt, PAD after its end
     prompt_len: jax.Array        # [b] int32      prompt tokens of each slot's row
     pos: jax.Array               # []   int32     position of the token chosen next
 
@@ -213,8 +213,8 @@ def draw_tokens(u: jax.Array, logp: jax.Array, temperature: jax.Array,
                                 lambda _, lp: _greedy(lp), u, candidates)
 
 
-_PER_SLOT = ("tokens", "logprobs", "completion_mask", "cache", "grammar", "logits", "done",
-             "uniforms", "prompt_len")  # SamplingState fields with a leading slot axis (not pos)
+_PER_SLOT = ("tokens", "logprobs", "cache", "grammar", "logits", "done", "uniforms", "prompt",
+             "prompt_len")  # SamplingState fields with a leading slot axis (not pos)
 
 
 def _take_rows(state: SamplingState, idx: jax.Array) -> SamplingState:
@@ -244,7 +244,8 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
     rng a PRNG key, temperature a scalar (traced: no recompile per value).
     stop_pos (benchmarks only) stops the loop before that position even if
     rows are unfinished. use_masks=False switches the grammar off (for
-    measuring its cost; the output is then not guaranteed to be a theory).
+    measuring its cost; the output is then not guaranteed to be a theory, and
+    a drawn PAD is not counted in completion_mask).
     min_slots: as rows finish, the unfinished ones are compacted into batches of
     B/2, B/4, B/8, B/16 (>= min_slots) slots, so finished rows stop costing compute;
     None: never (one batch of B throughout). Compaction does not change the
@@ -275,9 +276,9 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
     done = jnp.any((tokens == V.EOS) & (jnp.arange(L)[None, :] < start), axis=1)
 
     rows = jnp.asarray(row_offset, jnp.int32) + jnp.arange(b, dtype=jnp.int32)
-    state = SamplingState(tokens=tokens, logprobs=jnp.zeros((b, L), jnp.float32),
-                          completion_mask=jnp.zeros((b, L), bool), cache=cache, grammar=grammar,
-                          logits=logits, done=done, uniforms=row_uniforms(rng, rows, L),
+    state = SamplingState(tokens=tokens, logprobs=jnp.zeros((b, L), jnp.float32), cache=cache,
+                          grammar=grammar, logits=logits, done=done,
+                          uniforms=row_uniforms(rng, rows, L), prompt=prompt_tokens,
                           prompt_len=prompt_len, pos=start)
 
     head = M.output_head(params, config)  # once, outside the loop (see M.output_head)
@@ -291,7 +292,11 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
         chosen = draw_tokens(u, logp_all, temperature, FIRST_DRAWN if use_masks else 0)
         forced = p < s.prompt_len
         generated = ~forced & ~s.done
-        token = jnp.where(forced, s.tokens[:, p], chosen)
+        # The forced token comes from the prompt, not from `tokens`: reading the array the
+        # step writes made XLA copy it twice per step.
+        prompted = jax.lax.dynamic_index_in_dim(s.prompt, jnp.minimum(p, width - 1), axis=1,
+                                                keepdims=False)
+        token = jnp.where(forced, prompted, chosen)
         token = jnp.where(s.done, V.PAD, token)
         logp = jnp.take_along_axis(logp_all, token[:, None], axis=1)[:, 0]
         column = lambda a, x: jax.lax.dynamic_update_slice(a, x[:, None], (0, p))  # noqa: E731
@@ -303,7 +308,6 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
         return s.replace(
             tokens=column(s.tokens, token),
             logprobs=column(s.logprobs, jnp.where(generated, logp, 0.0)),
-            completion_mask=column(s.completion_mask, generated),
             cache=cache, grammar=grammar, logits=next_logits,
             done=s.done | (token == V.EOS), pos=p + 1)
 
@@ -337,7 +341,7 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
         return s
 
     def outputs(s: SamplingState) -> SamplingState:
-        return s.replace(cache=None, grammar=None, logits=None)
+        return s.replace(cache=None, grammar=None, logits=None, uniforms=None, prompt=None)
 
     def from_block(j: int, s: SamplingState) -> SamplingState:
         """Run blocks j, j+1, ...; a block is entered only while some row is unfinished."""
@@ -349,8 +353,12 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
 
     state = from_block(0, state)
     lengths = jnp.sum(state.tokens != V.PAD, axis=1).astype(jnp.int32)
+    # The policy chose every token after the prompt up to EOS (after it: PAD). Kept out of
+    # the loop: one array less to write each step and to gather at each compaction.
+    completion_mask = ((jnp.arange(L)[None, :] >= prompt_len[:, None])
+                       & (state.tokens != V.PAD))
     return Rollout(tokens=state.tokens, lengths=lengths, logprobs=state.logprobs,
-                   completion_mask=state.completion_mask, prompt_len=prompt_len,
+                   completion_mask=completion_mask, prompt_len=prompt_len,
                    finished=state.done, num_steps=state.pos)
 
 
