@@ -6,6 +6,7 @@
     python scripts/bench.py --json --parts         # the grammar and the draw, per step
     python scripts/bench.py --json --devices 1     # one device (XLA's own threads) instead of
                                                    # one device per core
+    python scripts/bench.py --json --processes 0   # one pinned process per core
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from theorygrpo_jax.cli import print_result  # noqa: E402
+from theorygrpo_jax.bench_processes import usable_cores  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,19 +48,28 @@ def main(argv: list[str] | None = None) -> int:
                          "and the token draw at batches 4, 32, 64")
     ap.add_argument("--ablation", action="store_true",
                     help="instead: seconds per batch with cache windows / compaction switched off")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="instead: one pinned worker process per core (or this many), each "
+                         "sampling its rows of the batch on one device; 0: one per core")
     args = ap.parse_args(argv)
+    if args.processes is not None and args.processes < 0:
+        ap.error(f"--processes must be 0 (one per core) or a positive count, got {args.processes}")
     if args.devices < 0:
         ap.error(f"--devices must be 0 (every device) or a positive count, got {args.devices}")
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
         # Must be set before jax starts; it only shapes the CPU platform (one device per core).
-        host_devices = args.devices or len(os.sched_getaffinity(0))
+        host_devices = args.devices or len(usable_cores())
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={host_devices}"
     from theorygrpo_jax import bench
     from theorygrpo_jax.cli import user_errors
 
     with user_errors():
-        if args.parts:
+        if args.processes is not None:
+            from theorygrpo_jax.bench_processes import run_processes
+            result = run_processes(args.preset, args.batch, args.processes,
+                                   repeats=args.repeats, tries=args.tries)
+        elif args.parts:
             result = bench.run_parts()
         elif args.ablation:
             result = bench.run_ablation(args.preset, args.batch, repeats=args.repeats)

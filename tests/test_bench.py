@@ -29,3 +29,9 @@ def test_zero_tries_is_a_one_line_error():
     proc = _bench("--tries", "0", "--devices", "1")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: --repeats and --tries must be at least 1, got 3 and 0"
+
+
+def test_processes_that_do_not_split_the_batch_is_a_one_line_error():
+    proc = _bench("--processes", "3", "--batch", "64")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: --processes 3 must split a batch of 64 rows")
