@@ -267,15 +267,18 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     if masks_compare:
         # Masks on vs off, both without compaction (without masks rows rarely stop, so
         # compaction would not kick in) and stopped at the same position: the same steps
-        # over the same cache windows.
-        stop = min(steps)
+        # over the same cache windows. The batches are the timed ones, and the stop is
+        # before the last EOS of every device's rows in each of them, so that no masked
+        # loop ends early (a device's loop ends when its own rows are done).
+        stop = min(int(part.max()) for r in rollouts
+                   for part in np.array_split(np.asarray(r.lengths), devices))
         for use_masks in (True, False):  # compile
-            jax.block_until_ready(call(jax.random.PRNGKey(seed), use_masks, stop, None))
+            jax.block_until_ready(call(keys[0], use_masks, stop, None))
         best = {True: float("inf"), False: float("inf")}
         for i in range(max(repeats, 10)):  # interleaved, so that load from other processes hits both
             for use_masks in (True, False):
                 start = time.perf_counter()
-                jax.block_until_ready(call(jax.random.PRNGKey(seed + 1 + i), use_masks, stop, None))
+                jax.block_until_ready(call(keys[i % repeats], use_masks, stop, None))
                 best[use_masks] = min(best[use_masks], time.perf_counter() - start)
         out["mask_overhead"] = best[True] / best[False]
     for b in memory_batches:
