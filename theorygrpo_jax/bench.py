@@ -275,7 +275,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
         for use_masks in (True, False):  # compile
             jax.block_until_ready(call(keys[0], use_masks, stop, None))
         best = {True: float("inf"), False: float("inf")}
-        for i in range(max(repeats, 10)):  # interleaved, so that load from other processes hits both
+        for i in range(max(repeats, 10, 4 * tries)):  # interleaved: load from others hits both
             for use_masks in (True, False):
                 start = time.perf_counter()
                 jax.block_until_ready(call(keys[i % repeats], use_masks, stop, None))
