@@ -75,6 +75,38 @@ def measure_bandwidth(nbytes: int = 256 << 20) -> float:
     return nbytes / _best_time(jax.jit(jnp.sum), x)
 
 
+def measure_ceilings(previous: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
+    """(matmul FLOP/s, bandwidth bytes/s), each the higher of this measurement and `previous`.
+
+    Measured before and after a timed run, the higher counting: a burst of load
+    from other processes should not lower the bar.
+    """
+    return (max(previous[0], measure_matmul_flops()), max(previous[1], measure_bandwidth()))
+
+
+def check_counts(repeats: int, tries: int) -> None:
+    if repeats < 1 or tries < 1:
+        raise ValueError(f"--repeats and --tries must be at least 1, got {repeats} and {tries}")
+
+
+def time_batches(call, keys: list[jax.Array],
+                 tries: int) -> tuple[list[list[float]], list, float, float]:
+    """Call `call(key)` `tries` times per key, interleaved (a burst of load hits one try of
+    every batch). Returns (seconds [key][try], the first try's outputs on the host, the first
+    call's start and the last call's end on CLOCK_MONOTONIC, comparable between processes)."""
+    times: list[list[float]] = [[] for _ in keys]
+    outputs = []
+    first_start = time.monotonic()
+    for t in range(tries):
+        for i, key in enumerate(keys):
+            start = time.monotonic()
+            out = jax.block_until_ready(call(key))
+            times[i].append(time.monotonic() - start)
+            if t == 0:
+                outputs.append(jax.device_get(out))
+    return times, outputs, first_start, time.monotonic()
+
+
 def model_costs(config: M.ModelConfig, params: Any) -> dict[str, float]:
     """Per-token cost model: matmul FLOPs, weight bytes, KV bytes per cached position."""
     n_params = M.num_params(params)
@@ -181,8 +213,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     """
     config = config or getattr(M.ModelConfig, preset)()
     sampler = S.sample_tokens
-    if repeats < 1 or tries < 1:
-        raise ValueError(f"--repeats and --tries must be at least 1, got {repeats} and {tries}")
+    check_counts(repeats, tries)
     if devices < 1 or batch % devices:
         raise ValueError(f"--devices {devices} does not split a batch of {batch} rows evenly")
     if devices > 1:
@@ -207,26 +238,15 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     jax.block_until_ready(call(jax.random.PRNGKey(seed)))
     compile_s = time.perf_counter() - start
 
-    # The machine's ceilings, measured before and after the sampler's timing (the higher
-    # of the two counts): a burst of load from other processes should not lower the bar.
-    flops_before, bytes_before = measure_matmul_flops(), measure_bandwidth()
+    ceilings = measure_ceilings()
     keys = [jax.random.PRNGKey(seed + 1 + i) for i in range(repeats)]
-    times: list[list[float]] = [[] for _ in keys]
-    rollouts = []
-    for t in range(tries):  # interleaved: a burst of load hits one try of every batch
-        for i, key in enumerate(keys):
-            start = time.perf_counter()
-            rollout = jax.block_until_ready(call(key))
-            times[i].append(time.perf_counter() - start)
-            if t == 0:
-                rollouts.append(jax.device_get(rollout))
+    times, rollouts, _, _ = time_batches(call, keys, tries)
     best_s = sum(min(ts) for ts in times)
     median_s = sum(statistics.median(ts) for ts in times)
     generated = [int(r.completion_mask.sum()) for r in rollouts]  # tokens per batch
     steps = [int(r.num_steps) for r in rollouts]
 
-    flops_per_s = max(flops_before, measure_matmul_flops())
-    bytes_per_s = max(bytes_before, measure_bandwidth())
+    flops_per_s, bytes_per_s = measure_ceilings(ceilings)
     costs = model_costs(config, params)
 
     def roofline(shared_by=None):
@@ -318,12 +338,11 @@ def run_ablation(preset: str = "cpu_default", batch: int = 64, repeats: int = 3,
                 **{f"{name}_s": t for name, t in best.items()})
 
 
-
 def run_parts(batches: tuple[int, ...] = (4, 32, 64), steps: int = 50,
               seed: int = 0) -> dict[str, Any]:
     """Microseconds per call of the sampler's per-step pieces besides the model, each in a
     jitted loop of `steps` calls at each batch: the vmapped grammar mask, the vmapped
-    automaton step, and drawing a token (inverse CDF plus the greedy pick)."""
+    automaton step, and drawing a token (`sampler.draw_tokens` at temperature 1)."""
     tables = automaton.load_tables()
     rng = np.random.default_rng(seed)
     vocab = tables.next_node.shape[1]

@@ -46,7 +46,7 @@ def _worker(index: int, processes: int, preset: str, batch: int, repeats: int, t
     import jax
     import jax.numpy as jnp
 
-    from . import cli
+    from . import bench, cli
     from . import model as M
     from . import sampler as S
     from .grammar import automaton
@@ -67,19 +67,8 @@ def _worker(index: int, processes: int, preset: str, batch: int, repeats: int, t
     sys.stdin.readline()  # the go signal: every worker has compiled
 
     keys = [jax.random.PRNGKey(seed + 1 + i) for i in range(repeats)]
-    times: list[list[float]] = [[] for _ in keys]
-    masks: list[list[list[int]]] = []
-    first_start = last_end = None
-    for t in range(tries):
-        for i, key in enumerate(keys):
-            start = time.monotonic()  # CLOCK_MONOTONIC: comparable between processes
-            rollout = jax.block_until_ready(sample(key))
-            end = time.monotonic()
-            times[i].append(end - start)
-            first_start = start if first_start is None else first_start
-            last_end = end
-            if t == 0:
-                masks.append(np.asarray(rollout.completion_mask, np.int8).tolist())
+    times, rollouts, first_start, last_end = bench.time_batches(sample, keys, tries)
+    masks = [np.asarray(r.completion_mask, np.int8).tolist() for r in rollouts]
     print(json.dumps(dict(times=times, masks=masks, first_start=first_start, last_end=last_end,
                           compile_s=compile_s)), flush=True)
 
@@ -97,11 +86,10 @@ def run_processes(preset: str = "cpu_default", batch: int = 64, processes: int =
     if processes > len(cores) or batch % processes:
         raise ValueError(f"--processes {processes} must split a batch of {batch} rows evenly "
                          f"and be at most the {len(cores)} cores this process may use")
-    if repeats < 1 or tries < 1:
-        raise ValueError(f"--repeats and --tries must be at least 1, got {repeats} and {tries}")
+    bench.check_counts(repeats, tries)
     config = getattr(M.ModelConfig, preset)()
     costs = bench.model_costs(config, M.init_params(config, jax.random.PRNGKey(seed)))
-    flops_before, bytes_before = bench.measure_matmul_flops(), bench.measure_bandwidth()
+    ceilings = bench.measure_ceilings()
 
     env = dict(os.environ)
     env["XLA_FLAGS"] = " ".join(f for f in env.get("XLA_FLAGS", "").split()
@@ -131,8 +119,7 @@ def run_processes(preset: str = "cpu_default", batch: int = 64, processes: int =
             if w.poll() is None:
                 w.kill()
 
-    flops_per_s = max(flops_before, bench.measure_matmul_flops())
-    bytes_per_s = max(bytes_before, bench.measure_bandwidth())
+    flops_per_s, bytes_per_s = bench.measure_ceilings(ceilings)
     masks = [np.concatenate([np.asarray(r["masks"][i], bool) for r in results])
              for i in range(repeats)]                                   # per batch: [B, L]
     generated = [int(m.sum()) for m in masks]
