@@ -35,3 +35,15 @@ def test_processes_that_do_not_split_the_batch_is_a_one_line_error():
     proc = _bench("--processes", "3", "--batch", "64")
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: --processes 3 must split a batch of 64 rows")
+
+
+def test_host_cpu_names_the_model_cores_and_widest_vector_isa(tmp_path):
+    from theorygrpo_jax import bench
+    import os
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\n"
+                    "flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw\n\n")
+    assert bench.host_cpu(str(info)) == f"Example CPU @ 2.0GHz, {cores} cores, avx512"
+    info.write_text("model name\t: Older CPU\nflags\t\t: sse2 avx avx2\n")
+    assert bench.host_cpu(str(info)) == f"Older CPU, {cores} cores, avx2"

@@ -101,7 +101,7 @@ def test_temperature_and_top_k_recompute(setup, rollout):
 
 def test_windows_and_compaction_do_not_change_samples(rollout):
     a, b = rollout(windows_and_compaction=True), rollout()
-    assert S.block_ends(L)[0] < L and S._slot_sizes(BATCH, 8) == [16, 8]
+    assert S.block_ends(L)[0] < L and S.slot_sizes(BATCH, 8) == [16, 8]
     np.testing.assert_array_equal(a.tokens, b.tokens)
     np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
 
@@ -215,6 +215,41 @@ def test_bench_no_waste_time_charges_one_decode_step_of_the_active_rows():
     # Three active rows sit between the measured 2 and 4: interpolated.
     mask[2, 2] = True
     assert bench.no_waste_time(mask, 1, rows, step_s) == pytest.approx(4.0 + 3.5 + 1.0)
+
+
+def test_bench_slot_sizes_follow_the_samplers_compaction_rule():
+    from theorygrpo_jax import bench
+
+    # Sizes 8, 4, 2: 8 slots while more than 4 rows are unfinished, 4 while more than 2,
+    # then 2 down to the last row.
+    active = np.array([8, 5, 4, 3, 2, 1, 0])
+    np.testing.assert_array_equal(bench.slot_sizes_of(active, [8, 4, 2]), [8, 8, 4, 4, 2, 2, 2])
+    np.testing.assert_array_equal(bench.slot_sizes_of(active, [8]), [8] * 7)
+
+
+def test_bench_phase_breakdown_charges_steps_and_tokens_to_their_slot_size():
+    from theorygrpo_jax import bench
+
+    costs = dict(matmul_flops=0.0, attn_flops_per_pos=0.0, weight_bytes=800.0,
+                 kv_bytes_per_pos=0.0)
+    mask = np.zeros((4, 6), bool)
+    mask[:, 1] = True          # 4 unfinished: 4 slots
+    mask[:3, 2] = True         # 3: 4 slots (more than 2)
+    mask[:2, 3] = True         # 2: 2 slots
+    mask[0, 4] = True          # 1: 2 slots
+    step_s = {4: 10.0, 2: 1.0}
+    # One device: positions 1-2 on 4 slots (7 tokens), 3-4 on 2 slots (3 tokens). Roofline
+    # with bytes_per_s 1: each token's share of the 800 weight bytes read at its position.
+    phases = bench.phase_breakdown(costs, mask, 1, [4, 2], step_s, 1e30, 1.0)
+    np.testing.assert_allclose(phases[4], [7, 4 * 200 + 3 * 800 / 3, 2 * 10.0])
+    np.testing.assert_allclose(phases[2], [3, 2 * 400 + 800, 2 * 1.0])
+    # Two devices of 2 rows each (sizes 2, 1): device 0 (rows 0-1) has 2, 2, 2, 1 unfinished,
+    # device 1 has 2, 1; each device's step counts half (they run side by side). The weights
+    # are still shared by the whole batch's tokens at a position: at position 2, rows 0-1
+    # (device 0, 2 slots) and row 2 (device 1, 1 slot) each pay 800 / 3.
+    phases = bench.phase_breakdown(costs, mask, 2, [2, 1], {2: 4.0, 1: 1.0}, 1e30, 1.0)
+    np.testing.assert_allclose(phases[2], [8, 4 * 200 + 2 * 800 / 3 + 2 * 400, (3 + 1) * 2.0])
+    np.testing.assert_allclose(phases[1], [2, 800 / 3 + 800, (1 + 1) * 0.5])
 
 
 def _reference_draw(u: float, probs: np.ndarray) -> int:

@@ -28,7 +28,14 @@ policy under the grammar masks) and reports:
   1, 2, 4, ... rows, and the no-waste ceiling: the tokens/s the same rollouts
   would reach if each loop step cost exactly one decode step of the rows
   still generating (interpolated from those measurements); what no
-  compaction scheme can beat with this decode step;
+  compaction scheme can beat with this decode step; and where the time goes
+  (`phase_breakdown`): the whole sampler's loop step measured at each slot
+  size the compaction uses (`sampler_step_s_by_slots`), and per slot size the
+  share of the tokens generated in steps on it, their roofline seconds, the
+  modelled seconds of those steps and the ratio (`phases_by_slots`);
+  modelled_share_of_measured is the part of the measured time those steps
+  explain (the rest: prefill, compaction gathers, cache windows past the
+  first, devices sharing the thread pool);
 - peak memory: XLA's memory analysis of the compiled sampler (arguments +
   outputs + temporaries) at batch 64 and 1024, and this process's max RSS.
 """
@@ -36,6 +43,8 @@ policy under the grammar masks) and reports:
 from __future__ import annotations
 
 import functools
+import os
+import platform
 import resource
 import statistics
 import time
@@ -51,6 +60,26 @@ from .grammar import automaton
 
 PRESETS = ("cpu_default", "original")
 PYTORCH_ORIGINAL_TOKENS_PER_S = 72.0  # the original PyTorch sampler, original preset, batch 64
+
+
+def host_cpu(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU the figures were measured on: model, usable cores, widest float vector ISA,
+    e.g. 'Intel(R) Xeon(R) Processor, 2 cores, avx512' (the ceilings depend on all three)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    isa = next((name for name, flag in (("avx512", "avx512f"), ("avx2", "avx2")) if flag in flags),
+               None)
+    return ", ".join(x for x in (model, f"{cores} cores", isa) if x)
 
 
 def _best_time(fn, *args, repeats: int = 5) -> float:
@@ -122,9 +151,10 @@ def model_costs(config: M.ModelConfig, params: Any) -> dict[str, float]:
                 kv_bytes_per_pos=kv_bytes_per_pos, attn_flops_per_pos=attn_flops_per_pos)
 
 
-def roofline_time(costs: dict[str, float], completion_mask: np.ndarray, flops_per_s: float,
-                  bytes_per_s: float, weights_shared_by: int | None = None) -> float:
-    """Lower bound on the time to generate the tokens marked in completion_mask [B, L].
+def token_roofline_times(costs: dict[str, float], completion_mask: np.ndarray,
+                         flops_per_s: float, bytes_per_s: float,
+                         weights_shared_by: int | None = None) -> np.ndarray:
+    """The roofline time of each token marked in completion_mask [B, L], in np.nonzero order.
 
     Each token costs max(FLOPs / flops_per_s, bytes / bytes_per_s). FLOPs: the
     matmuls plus attention over positions 0..p. Bytes: the KV cache up to p,
@@ -142,7 +172,15 @@ def roofline_time(costs: dict[str, float], completion_mask: np.ndarray, flops_pe
     p = positions.astype(np.float64)
     flops = costs["matmul_flops"] + costs["attn_flops_per_pos"] * (p + 1)
     bytes_ = costs["weight_bytes"] / sharing + costs["kv_bytes_per_pos"] * (p + 1)
-    return float(np.sum(np.maximum(flops / flops_per_s, bytes_ / bytes_per_s)))
+    return np.maximum(flops / flops_per_s, bytes_ / bytes_per_s)
+
+
+def roofline_time(costs: dict[str, float], completion_mask: np.ndarray, flops_per_s: float,
+                  bytes_per_s: float, weights_shared_by: int | None = None) -> float:
+    """Lower bound on the time to generate the tokens marked in completion_mask [B, L]: the
+    sum of `token_roofline_times`."""
+    return float(np.sum(token_roofline_times(costs, completion_mask, flops_per_s, bytes_per_s,
+                                             weights_shared_by)))
 
 
 def decode_step_seconds(params: Any, config: M.ModelConfig, batch: int, window: int,
@@ -174,6 +212,58 @@ def no_waste_time(completion_mask: np.ndarray, devices: int, rows: list[int],
     return max(float(np.sum(np.interp(active[active > 0], rows, step_s)))
                for active in (part.sum(axis=0) for part in
                               np.array_split(np.asarray(completion_mask), devices)))
+
+
+def slot_sizes_of(active: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """Slots the sampler runs `active` unfinished rows on (`sampler` rule: slot size
+    sizes[k] runs while more than sizes[k + 1] rows are unfinished; the last while any is)."""
+    active = np.asarray(active)
+    out = np.full(active.shape, sizes[-1])
+    for size, below in reversed(list(zip(sizes[:-1], sizes[1:]))):
+        out = np.where(active > below, size, out)
+    return out
+
+
+def sampler_step_seconds(params: Any, tables: automaton.GrammarTables, config: M.ModelConfig,
+                         rows: int, steps: int = 31) -> float:
+    """Seconds of one step of the whole sampler loop (model, grammar, draw, bookkeeping) on
+    `rows` slots without compaction, in the first cache window: the difference of two calls
+    stopped after 1 and 1 + steps positions, over the steps the second one ran."""
+    tokens, prompt_len = (jnp.asarray(a) for a in S.make_prompts(None, config.max_len, rows))
+
+    def call(stop):
+        return S.sample_tokens(params, tables, tokens, prompt_len, jax.random.PRNGKey(0),
+                               jnp.float32(1.0), jnp.int32(stop), config=config, min_slots=None)
+
+    steps = min(steps, S.block_ends(config.max_len)[0] - 1)
+    ran = int(call(1 + steps).num_steps) - int(call(1).num_steps)
+    return (_best_time(call, 1 + steps) - _best_time(call, 1)) / max(ran, 1)
+
+
+def phase_breakdown(costs: dict[str, float], completion_mask: np.ndarray, devices: int,
+                    sizes: list[int], step_s: dict[int, float], flops_per_s: float,
+                    bytes_per_s: float) -> dict[int, np.ndarray]:
+    """Where a batch's time goes, by the slot size its loop steps ran on.
+
+    For each slot size z: [tokens generated in steps on z slots, their roofline
+    seconds, modelled seconds]. Modelled: every device's loop step costs
+    step_s[z] (`sampler_step_seconds`), summed over the devices and divided by
+    their number (they run side by side). Rows split evenly over the devices
+    in order, as `sampler.sample_tokens_sharded` does.
+    """
+    mask = np.asarray(completion_mask, bool)
+    per_device = mask.shape[0] // devices
+    active = mask.reshape(devices, per_device, -1).sum(axis=1)  # [devices, L]
+    slots = slot_sizes_of(active, sizes)
+    rows, positions = np.nonzero(mask)
+    token_slots = slots[rows // per_device, positions]
+    token_s = token_roofline_times(costs, mask, flops_per_s, bytes_per_s)
+    out = {}
+    for z in sizes:
+        steps = (active > 0) & (slots == z)
+        out[z] = np.array([np.sum(token_slots == z), np.sum(token_s[token_slots == z]),
+                           steps.sum() * step_s[z] / devices])
+    return out
 
 
 def compiled_memory(params, tables, config: M.ModelConfig, batch: int,
@@ -209,7 +299,8 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     XLA_FLAGS=--xla_force_host_platform_device_count, one per core: each runs
     its rows on its own thread). The theories are the same as on one device.
     ceiling: also report the no-waste ceiling (`no_waste_time`): what this
-    model's measured decode step would allow if compaction were perfect.
+    model's measured decode step would allow if compaction were perfect, and
+    the time by slot size (`phase_breakdown`).
     """
     config = config or getattr(M.ModelConfig, preset)()
     sampler = S.sample_tokens
@@ -284,6 +375,20 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
                                      for r in rollouts)
         out.update(decode_step_s_by_rows={str(b): t for b, t in zip(rows, step_s)},
                    no_waste_tokens_per_s=no_waste, no_waste_roofline_fraction=no_waste / roof)
+        # Where the batch's time goes: the whole sampler's loop step at each slot size the
+        # compaction uses, charged to the steps that ran on it, against the roofline of the
+        # tokens those steps generated.
+        sizes = S.slot_sizes(per_device, min_slots)
+        sampler_s = {z: sampler_step_seconds(params, tables, config, z) for z in sizes}
+        phases = sum(np.stack([phase_breakdown(costs, r.completion_mask, devices, sizes, sampler_s,
+                                               flops_per_s, bytes_per_s)[z] for z in sizes])
+                     for r in rollouts)
+        out["sampler_step_s_by_slots"] = {str(z): t for z, t in sampler_s.items()}
+        out["phases_by_slots"] = {
+            str(z): dict(token_share=tokens / sum(generated), roofline_s_per_batch=roof_s / repeats,
+                         modelled_s_per_batch=model_s / repeats, roofline_fraction=roof_s / model_s)
+            for z, (tokens, roof_s, model_s) in zip(sizes, phases)}
+        out["modelled_share_of_measured"] = float(phases[:, 2].sum() / best_s)
     if masks_compare:
         # Masks on vs off, both without compaction (without masks rows rarely stop, so
         # compaction would not kick in) and stopped at the same position: the same steps
@@ -305,6 +410,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
         out[f"peak_bytes_batch_{b}"] = compiled_memory(params, tables, config, b, block_size)
     out["max_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     out["device"] = str(jax.devices()[0].device_kind)
+    out["cpu"] = host_cpu()
     return out
 
 

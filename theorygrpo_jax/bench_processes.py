@@ -140,7 +140,7 @@ def run_processes(preset: str = "cpu_default", batch: int = 64, processes: int =
         matmul_flops_per_s=flops_per_s, mem_bandwidth_bytes_per_s=bytes_per_s,
         speedup_vs_pytorch_original=(tokens_per_s / bench.PYTORCH_ORIGINAL_TOKENS_PER_S
                                      if preset == "original" and batch == 64 else None),
-        device="cpu")
+        device="cpu", cpu=bench.host_cpu())
 
 
 if __name__ == "__main__":

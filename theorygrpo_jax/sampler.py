@@ -115,7 +115,7 @@ def _windows(max_len: int, prompt_width: int, ends: tuple[int, ...]) -> list[tup
 MAX_COMPACTIONS = 4  # each slot size is one more compiled loop body per cache block
 
 
-def _slot_sizes(batch: int, min_slots: int | None) -> list[int]:
+def slot_sizes(batch: int, min_slots: int | None) -> list[int]:
     """Batch sizes the sampler may compact to: batch, batch/2, ... (>= min_slots, at most
     MAX_COMPACTIONS halvings)."""
     sizes = [batch]
@@ -314,7 +314,7 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
     def running(s: SamplingState) -> jax.Array:
         return (s.pos < stop_pos) & ~jnp.all(s.done)
 
-    sizes = _slot_sizes(b, min_slots)
+    sizes = slot_sizes(b, min_slots)
 
     def n_active(s: SamplingState) -> jax.Array:
         return jnp.sum(~s.done)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import grpo
+from .bench import host_cpu
 from . import model as M
 from . import sampler as S
 from . import tasks
@@ -90,5 +91,6 @@ def bench_step(config: Config, repeats: int = 3) -> dict[str, float]:
         "mean_length": tokens / gc.batch_size, "matmul_flops_per_s": flops,
         "update_flop_fraction": update_flops / result["update_s"] / flops,
         "platform": jax.devices()[0].platform, "device": str(jax.devices()[0].device_kind),
+        "cpu": host_cpu(),
     })
     return result
