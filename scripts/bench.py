@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="split the batch over this many devices (on a CPU: host devices, one per "
                          "core); 0 (default): every device, i.e. one per core on a CPU")
     ap.add_argument("--ceiling", action="store_true",
-                    help="also report the no-waste ceiling: tokens/s if every loop step cost one "
-                         "decode step of the rows still generating")
+                    help="also report the no-waste ceiling (tokens/s if every loop step cost one "
+                         "decode step of the rows still generating) and where the time goes by "
+                         "slot size (phases_by_slots)")
     ap.add_argument("--parts", action="store_true",
                     help="instead: microseconds per call of the grammar mask, the automaton step "
                          "and the token draw at batches 4, 32, 64")
