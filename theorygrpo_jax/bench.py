@@ -225,7 +225,7 @@ def slot_sizes_of(active: np.ndarray, sizes: list[int]) -> np.ndarray:
 
 
 def sampler_step_seconds(params: Any, tables: automaton.GrammarTables, config: M.ModelConfig,
-                         rows: int, steps: int = 31) -> float:
+                         rows: int, steps: int = 31, block_size: int | None = None) -> float:
     """Seconds of one step of the whole sampler loop (model, grammar, draw, bookkeeping) on
     `rows` slots without compaction, in the first cache window: the difference of two calls
     stopped after 1 and 1 + steps positions, over the steps the second one ran."""
@@ -233,9 +233,10 @@ def sampler_step_seconds(params: Any, tables: automaton.GrammarTables, config: M
 
     def call(stop):
         return S.sample_tokens(params, tables, tokens, prompt_len, jax.random.PRNGKey(0),
-                               jnp.float32(1.0), jnp.int32(stop), config=config, min_slots=None)
+                               jnp.float32(1.0), jnp.int32(stop), config=config, min_slots=None,
+                               block_size=block_size)
 
-    steps = min(steps, S.block_ends(config.max_len)[0] - 1)
+    steps = min(steps, S.block_ends(config.max_len, block_size)[0] - 1)
     ran = int(call(1 + steps).num_steps) - int(call(1).num_steps)
     return (_best_time(call, 1 + steps) - _best_time(call, 1)) / max(ran, 1)
 
@@ -379,7 +380,8 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
         # compaction uses, charged to the steps that ran on it, against the roofline of the
         # tokens those steps generated.
         sizes = S.slot_sizes(per_device, min_slots)
-        sampler_s = {z: sampler_step_seconds(params, tables, config, z) for z in sizes}
+        sampler_s = {z: sampler_step_seconds(params, tables, config, z, block_size=block_size)
+                     for z in sizes}
         phases = sum(np.stack([phase_breakdown(costs, r.completion_mask, devices, sizes, sampler_s,
                                                flops_per_s, bytes_per_s)[z] for z in sizes])
                      for r in rollouts)
