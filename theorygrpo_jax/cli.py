@@ -95,13 +95,26 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _flat(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys: {'a': {'b': 1}} -> {'a.b': 1}."""
+    out: dict[str, Any] = {}
+    for key, value in result.items():
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def print_result(result: dict[str, Any], as_json: bool) -> None:
-    """A benchmark's result: one JSON object, or one aligned `key value` line per entry."""
+    """A benchmark's result: one JSON object, or one aligned `key value` line per entry
+    (nested entries as dotted keys, floats to 4 significant digits)."""
     if as_json:
         print(json.dumps(result))
         return
-    width = max(len(k) for k in result) + 2
-    for key, value in result.items():
+    flat = _flat(result)
+    width = max(len(k) for k in flat) + 2
+    for key, value in flat.items():
         print(f"{key:{width}s}{value:.4g}" if isinstance(value, float) else f"{key:{width}s}{value}")
 
 
