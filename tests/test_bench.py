@@ -39,8 +39,8 @@ def test_processes_that_do_not_split_the_batch_is_a_one_line_error():
 
 def test_host_cpu_names_the_model_cores_and_widest_vector_isa(tmp_path):
     from theorygrpo_jax import bench
-    import os
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from theorygrpo_jax.bench_processes import usable_cores
+    cores = len(usable_cores())
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\n"
                     "flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw\n\n")

@@ -43,7 +43,6 @@ policy under the grammar masks) and reports:
 from __future__ import annotations
 
 import functools
-import os
 import platform
 import resource
 import statistics
@@ -56,6 +55,7 @@ import numpy as np
 
 from . import model as M
 from . import sampler as S
+from .bench_processes import usable_cores
 from .grammar import automaton
 
 PRESETS = ("cpu_default", "original")
@@ -76,7 +76,7 @@ def host_cpu(cpuinfo: str = "/proc/cpuinfo") -> str:
                     flags = set(value.split())
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = len(usable_cores())
     isa = next((name for name, flag in (("avx512", "avx512f"), ("avx2", "avx2")) if flag in flags),
                None)
     return ", ".join(x for x in (model, f"{cores} cores", isa) if x)
@@ -382,9 +382,9 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
         sizes = S.slot_sizes(per_device, min_slots)
         sampler_s = {z: sampler_step_seconds(params, tables, config, z, block_size=block_size)
                      for z in sizes}
-        phases = sum(np.stack([phase_breakdown(costs, r.completion_mask, devices, sizes, sampler_s,
-                                               flops_per_s, bytes_per_s)[z] for z in sizes])
-                     for r in rollouts)
+        phases = sum(np.stack(list(phase_breakdown(costs, r.completion_mask, devices, sizes,
+                                                   sampler_s, flops_per_s, bytes_per_s).values()))
+                     for r in rollouts)  # [slot size, (tokens, roofline s, modelled s)]
         out["sampler_step_s_by_slots"] = {str(z): t for z, t in sampler_s.items()}
         out["phases_by_slots"] = {
             str(z): dict(token_share=tokens / sum(generated), roofline_s_per_batch=roof_s / repeats,

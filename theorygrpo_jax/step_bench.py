@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import grpo
-from .bench import host_cpu
+from .bench import host_cpu, measure_matmul_flops
 from . import model as M
 from . import sampler as S
 from . import tasks
@@ -23,15 +23,6 @@ from . import train as T
 from .config import Config, config_from_dict
 from .grammar import vocab as V
 from .reward import score_batch
-
-
-def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
-    """Measured float32 matmul FLOP/s of this machine (best of `repeats`)."""
-    a = jnp.ones((n, n), jnp.float32)
-    f = jax.jit(lambda x: x @ x)
-    f(a).block_until_ready()
-    best = min(_timed(lambda: f(a).block_until_ready()) for _ in range(repeats))
-    return 2 * n**3 / best
 
 
 def _timed(fn) -> float:
@@ -83,7 +74,7 @@ def bench_step(config: Config, repeats: int = 3) -> dict[str, float]:
     result = {k: float(np.median(v)) for k, v in times.items()}
     params = M.num_params(run.state.params)
     tokens = int(np.sum(np.asarray(rollout.tokens) != V.PAD))
-    flops = matmul_flops_per_s()
+    flops = measure_matmul_flops()
     # forward+backward of the policy (6 N per token) + reference forward (2 N per token)
     update_flops = 8 * params * tokens
     result.update({
