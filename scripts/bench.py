@@ -7,6 +7,8 @@
     python scripts/bench.py --json --devices 1     # one device (XLA's own threads) instead of
                                                    # one device per core
     python scripts/bench.py --json --processes 0   # one pinned process per core
+    python scripts/bench.py --json --preset original --matmul-dtype bfloat16
+                                                   # weight matmuls on bfloat16 operands
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--devices", type=int, default=0,
                     help="split the batch over this many devices (on a CPU: host devices, one per "
                          "core); 0 (default): every device, i.e. one per core on a CPU")
+    ap.add_argument("--matmul-dtype", choices=("float32", "bfloat16"), default=None,
+                    help="operands of the weight matmuls (model matmul_dtype; sums stay float32); "
+                         "the matmul ceiling is measured with it. Default: the preset's (float32)")
     ap.add_argument("--ceiling", action="store_true",
                     help="also report the no-waste ceiling (tokens/s if every loop step cost one "
                          "decode step of the rows still generating) and where the time goes by "
@@ -55,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.processes is not None and args.processes < 0:
         ap.error(f"--processes must be 0 (one per core) or a positive count, got {args.processes}")
+    if args.matmul_dtype is not None and (args.processes is not None or args.parts
+                                          or args.ablation):
+        ap.error("--matmul-dtype applies to the main benchmark, not to --processes, --parts "
+                 "or --ablation")
     if args.devices < 0:
         ap.error(f"--devices must be 0 (every device) or a positive count, got {args.devices}")
     flags = os.environ.get("XLA_FLAGS", "")
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 masks_compare=not args.no_masks_compare,
                 memory_batches=tuple(int(b) for b in args.memory_batches.split(",") if b),
                 block_size=args.block_size, devices=args.devices or bench.default_devices(args.batch),
-                ceiling=args.ceiling, min_slots=args.min_slots)
+                ceiling=args.ceiling, min_slots=args.min_slots, matmul_dtype=args.matmul_dtype)
     print_result(result, args.json)
     return 0
 

@@ -37,6 +37,20 @@ def test_processes_that_do_not_split_the_batch_is_a_one_line_error():
     assert proc.stderr.strip().startswith("error: --processes 3 must split a batch of 64 rows")
 
 
+def test_matmul_dtype_outside_the_main_benchmark_is_a_usage_error():
+    proc = _bench("--parts", "--matmul-dtype", "bfloat16")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "--matmul-dtype applies to the main benchmark, not to --processes, --parts or --ablation")
+
+
+def test_matmul_ceiling_is_measured_with_the_models_operand_dtype():
+    from theorygrpo_jax import bench
+
+    for dtype in ("float32", "bfloat16"):
+        assert bench.measure_matmul_flops(64, dtype) > 0
+
+
 def test_host_cpu_names_the_model_cores_and_widest_vector_isa(tmp_path):
     from theorygrpo_jax import bench
     from theorygrpo_jax.bench_processes import usable_cores

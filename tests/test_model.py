@@ -24,6 +24,7 @@ def _shapes_params(config):
     (dict(vocab_size=10), "smaller than the TheoryLang vocabulary"),
     (dict(dtype="float16"), "dtype must be one of"),
     (dict(cache_dtype="int8"), "cache_dtype must be one of"),
+    (dict(matmul_dtype="float16"), "matmul_dtype must be one of"),
     (dict(norm="batchnorm"), "norm must be"),
     (dict(d_model=24, n_heads=8), "must be even for RoPE"),
     (dict(max_len=1), "max_len must be at least 2"),
@@ -90,3 +91,62 @@ def test_bfloat16_cache_decodes_close(params):
     for t in range(6):
         logits, cache = decode_step(params, config, cache, tokens[:, t], t)
     np.testing.assert_allclose(logits, full[:, 5], atol=0.05)
+
+
+def _round_to_bfloat16(x: np.ndarray) -> np.ndarray:
+    """float32 -> the nearest bfloat16 (ties to even), as float32: the top 16 bits of the
+    word after adding half an ulp of bfloat16 (finite inputs)."""
+    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def test_round_to_bfloat16_reference():
+    # 1 + 2^-8 lies halfway between bfloat16 neighbours 1 and 1 + 2^-7: ties go to the even 1;
+    # 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 and 1 + 2^-6: to the even 1 + 2^-6.
+    x = np.array([1.0, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, -2.5], np.float32)
+    np.testing.assert_array_equal(_round_to_bfloat16(x),
+                                  [1.0, 1.0, 1 + 2 ** -6, 1 + 2 ** -7, -2.5])
+
+
+def test_bfloat16_weight_matmuls_round_operands_and_sum_in_float32():
+    """Thousands of random products against NumPy: operands rounded to bfloat16 (by the
+    reference above), products summed in float64; float32 sums agree to float32 rounding."""
+    config = TINY.replace(matmul_dtype="bfloat16")
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((2000, 48)) * rng.uniform(0.1, 10, (2000, 1))).astype(np.float32)
+    w = rng.standard_normal((48, 24)).astype(np.float32)
+    got = np.asarray(jax.jit(M._weight_matmul, static_argnums=0)(config, x, w))
+    exact = _round_to_bfloat16(x).astype(np.float64) @ _round_to_bfloat16(w).astype(np.float64)
+    scale = np.abs(_round_to_bfloat16(x)).astype(np.float64) @ np.abs(_round_to_bfloat16(w))
+    assert got.dtype == np.float32
+    assert np.all(np.abs(got - exact) <= 48 * 2 ** -24 * scale)
+    # and it is not the float32 product: the rounding shows
+    full = x.astype(np.float64) @ w.astype(np.float64)
+    assert np.median(np.abs(got - full) / scale) > 1e-4
+    f32 = np.asarray(jax.jit(M._weight_matmul, static_argnums=0)(TINY, x, w))
+    assert np.all(np.abs(f32 - full) <= 48 * 2 ** -24 * (np.abs(x) @ np.abs(w)))
+
+
+def test_bfloat16_matmuls_decode_params_and_decode_match_forward(params):
+    config = TINY.replace(matmul_dtype="bfloat16")
+    assert M.decode_params(params, TINY) is params
+    cast = M.decode_params(params, config)
+    kinds = {jax.tree_util.keystr(p): x.dtype for p, x in jax.tree_util.tree_leaves_with_path(cast)}
+    assert {k for k, d in kinds.items() if d == jnp.bfloat16} == {
+        k for k in kinds if k.endswith("['kernel']")} != set()
+    assert kinds["['embed']['embedding']"] == jnp.float32
+    tokens = jax.random.randint(jax.random.PRNGKey(5), (2, 10), 0, V.VOCAB_SIZE)
+    full = forward(params, config, tokens)
+    np.testing.assert_allclose(full, forward(params, TINY, tokens), atol=0.05)
+    cache = cache_cast = M.init_cache(config, 2, 16)
+    for t in range(10):
+        logits, cache = decode_step(params, config, cache, tokens[:, t], t)
+        # the weights cast once before the loop: the very same numbers
+        cast_logits, cache_cast = decode_step(cast, config, cache_cast, tokens[:, t], t,
+                                              head=M.output_head(cast, config))
+        np.testing.assert_array_equal(cast_logits, logits)
+        np.testing.assert_allclose(logits, full[:, t], atol=1e-2, err_msg=f"position {t}")
+    grads = jax.grad(lambda p: forward(p, config, tokens).sum())(params)
+    assert all(g.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g)))
+               for g in jax.tree_util.tree_leaves(grads))

@@ -10,7 +10,8 @@ policy under the grammar masks) and reports:
   time counted (the same best-of rule as the matmul and bandwidth ceilings:
   on a shared machine the slow calls measure the other tenants);
   theories_per_s likewise; median_tokens_per_s uses each batch's median;
-- matmul_flops_per_s (a jitted 2048^3 float32 matmul) and
+- matmul_flops_per_s (a jitted 2048^3 matmul with the model's matmul_dtype
+  operands and float32 sums: the ceiling of the GEMMs the model runs) and
   mem_bandwidth_bytes_per_s (a jitted sum over a 256 MiB array), measured in
   the same run, before and after the sampler's timing (the higher counts);
 - roofline_tokens_per_s: generated tokens / the sum over those tokens of
@@ -92,10 +93,11 @@ def _best_time(fn, *args, repeats: int = 5) -> float:
     return min(times)
 
 
-def measure_matmul_flops(n: int = 2048) -> float:
-    """FLOP/s of a jitted n x n x n float32 matmul."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    return 2.0 * n ** 3 / _best_time(jax.jit(jnp.matmul), a, a)
+def measure_matmul_flops(n: int = 2048, dtype: str = "float32") -> float:
+    """FLOP/s of a jitted n x n x n matmul of `dtype` operands, summed in float32."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
+    matmul = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
+    return 2.0 * n ** 3 / _best_time(matmul, a, a)
 
 
 def measure_bandwidth(nbytes: int = 256 << 20) -> float:
@@ -104,13 +106,16 @@ def measure_bandwidth(nbytes: int = 256 << 20) -> float:
     return nbytes / _best_time(jax.jit(jnp.sum), x)
 
 
-def measure_ceilings(previous: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
-    """(matmul FLOP/s, bandwidth bytes/s), each the higher of this measurement and `previous`.
+def measure_ceilings(previous: tuple[float, float] = (0.0, 0.0),
+                     matmul_dtype: str = "float32") -> tuple[float, float]:
+    """(matmul FLOP/s, bandwidth bytes/s), each the higher of this measurement and `previous`;
+    the matmul with `matmul_dtype` operands (the model's).
 
     Measured before and after a timed run, the higher counting: a burst of load
     from other processes should not lower the bar.
     """
-    return (max(previous[0], measure_matmul_flops()), max(previous[1], measure_bandwidth()))
+    return (max(previous[0], measure_matmul_flops(dtype=matmul_dtype)),
+            max(previous[1], measure_bandwidth()))
 
 
 def check_counts(repeats: int, tries: int) -> None:
@@ -137,14 +142,18 @@ def time_batches(call, keys: list[jax.Array],
 
 
 def model_costs(config: M.ModelConfig, params: Any) -> dict[str, float]:
-    """Per-token cost model: matmul FLOPs, weight bytes, KV bytes per cached position."""
+    """Per-token cost model: matmul FLOPs, weight bytes, KV bytes per cached position.
+
+    Weight bytes are those a decode loop reads: the weight matrices in matmul_dtype
+    (`model.decode_params`)."""
     n_params = M.num_params(params)
     # Matmul weights: every matrix except the embedding table (a gather), which a tied head
     # reuses as its matmul; norm scales and biases are vectors.
     matrices = sum(int(x.size) for x in jax.tree_util.tree_leaves(params) if x.ndim >= 2)
     embed = config.vocab_size * config.d_model
     matmul_params = matrices - (0 if config.tie_embeddings else embed)
-    weight_bytes = sum(int(x.size) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(params))
+    read = jax.eval_shape(lambda p: M.decode_params(p, config), params)
+    weight_bytes = sum(int(x.size) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(read))
     kv_bytes_per_pos = 2 * config.n_layers * config.d_model * jnp.dtype(config.kv_dtype).itemsize
     attn_flops_per_pos = 4 * config.n_layers * config.d_model  # q.k and p.v
     return dict(params=n_params, matmul_flops=2.0 * matmul_params, weight_bytes=weight_bytes,
@@ -191,6 +200,7 @@ def decode_step_seconds(params: Any, config: M.ModelConfig, batch: int, window: 
     token = jnp.full((batch,), 1, jnp.int32)
 
     def run(params, cache):
+        params = M.decode_params(params, config)  # as the sampler does
         head = M.output_head(params, config)
 
         def body(i, carry):
@@ -292,7 +302,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
                   memory_batches: tuple[int, ...] = (64, 1024),
                   block_size: int | None = None, config: M.ModelConfig | None = None,
                   seed: int = 0, devices: int = 1, ceiling: bool = False,
-                  min_slots: int | None = 4) -> dict[str, Any]:
+                  min_slots: int | None = 4, matmul_dtype: str | None = None) -> dict[str, Any]:
     """Benchmark the sampler for a preset; returns a JSON-able dict (see the module docstring).
 
     devices > 1: the batch is split over that many devices with
@@ -302,8 +312,12 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     ceiling: also report the no-waste ceiling (`no_waste_time`): what this
     model's measured decode step would allow if compaction were perfect, and
     the time by slot size (`phase_breakdown`).
+    matmul_dtype: the weight matmuls' operand dtype (None: the config's); the
+    matmul ceiling is measured with it.
     """
     config = config or getattr(M.ModelConfig, preset)()
+    if matmul_dtype is not None:
+        config = config.replace(matmul_dtype=matmul_dtype)
     sampler = S.sample_tokens
     check_counts(repeats, tries)
     if devices < 1 or batch % devices:
@@ -330,7 +344,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     jax.block_until_ready(call(jax.random.PRNGKey(seed)))
     compile_s = time.perf_counter() - start
 
-    ceilings = measure_ceilings()
+    ceilings = measure_ceilings(matmul_dtype=config.matmul_dtype)
     keys = [jax.random.PRNGKey(seed + 1 + i) for i in range(repeats)]
     times, rollouts, _, _ = time_batches(call, keys, tries)
     best_s = sum(min(ts) for ts in times)
@@ -338,7 +352,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     generated = [int(r.completion_mask.sum()) for r in rollouts]  # tokens per batch
     steps = [int(r.num_steps) for r in rollouts]
 
-    flops_per_s, bytes_per_s = measure_ceilings(ceilings)
+    flops_per_s, bytes_per_s = measure_ceilings(ceilings, config.matmul_dtype)
     costs = model_costs(config, params)
 
     def roofline(shared_by=None):
@@ -350,7 +364,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     out: dict[str, Any] = dict(
         preset=preset, batch=batch, devices=devices, max_len=config.max_len, params=costs["params"],
         block_ends=list(S.block_ends(config.max_len, block_size)), min_slots=min_slots,
-        cache_dtype=config.cache_dtype,
+        cache_dtype=config.cache_dtype, matmul_dtype=config.matmul_dtype,
         tokens_per_s=tokens_per_s, theories_per_s=batch * repeats / best_s,
         median_tokens_per_s=sum(generated) / median_s, timing=f"best of {tries} per batch",
         seconds_per_batch=best_s / repeats, generated_tokens_per_batch=sum(generated) / repeats,

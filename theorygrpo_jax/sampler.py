@@ -265,6 +265,7 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
     start = jnp.min(prompt_len)  # first position the loop visits (longer prompts are forced)
 
     windows = _windows(L, width, block_ends(L, block_size))
+    params = M.decode_params(params, config)  # weights in matmul_dtype once, not every step
     all_logits, cache = M.prefill(params, config, prompt_tokens,
                                   M.init_cache(config, b, windows[0][1]))
     logits = jax.lax.dynamic_index_in_dim(all_logits, start - 1, axis=1, keepdims=False)
