@@ -145,7 +145,7 @@ def model_costs(config: M.ModelConfig, params: Any) -> dict[str, float]:
     """Per-token cost model: matmul FLOPs, weight bytes, KV bytes per cached position.
 
     Weight bytes are those a decode loop reads: the weight matrices in matmul_dtype
-    (`model.decode_params`)."""
+    (`model.decode_params`), a tied embedding as the head matrix (`model.output_head`)."""
     n_params = M.num_params(params)
     # Matmul weights: every matrix except the embedding table (a gather), which a tied head
     # reuses as its matmul; norm scales and biases are vectors.
@@ -154,6 +154,10 @@ def model_costs(config: M.ModelConfig, params: Any) -> dict[str, float]:
     matmul_params = matrices - (0 if config.tie_embeddings else embed)
     read = jax.eval_shape(lambda p: M.decode_params(p, config), params)
     weight_bytes = sum(int(x.size) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(read))
+    if config.tie_embeddings:  # the step reads the embedding whole as the head, in its dtype
+        head = jax.eval_shape(lambda p: M.output_head(p, config), read)
+        weight_bytes += int(head.size) * (head.dtype.itemsize
+                                          - read["embed"]["embedding"].dtype.itemsize)
     kv_bytes_per_pos = 2 * config.n_layers * config.d_model * jnp.dtype(config.kv_dtype).itemsize
     attn_flops_per_pos = 4 * config.n_layers * config.d_model  # q.k and p.v
     return dict(params=n_params, matmul_flops=2.0 * matmul_params, weight_bytes=weight_bytes,

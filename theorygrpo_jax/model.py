@@ -18,8 +18,9 @@ Numerics. `dtype` is the activations' dtype; `matmul_dtype="bfloat16"` rounds
 both operands of the weight matmuls (qkv, out, MLP, head) to bfloat16 and sums
 the products in float32, everything else staying in `dtype`: on CPUs with
 AVX512-BF16/AMX those GEMMs run ~4x faster than in float32 (see
-docs/performance.md). A decode loop reads the weights through
-`decode_params`, cast once outside the loop.
+docs/performance.md). Gradients stay float32 (the rounding is differentiated as
+the identity; the backward matmuls run in float32). A decode loop reads the
+weights through `decode_params`, cast once outside the loop.
 
 KV cache layout. The cache holds, per layer, a tuple of chunks, each
 [B, heads, C, head_dim] (chunk i covers positions start_i .. start_i + C_i - 1),
@@ -65,8 +66,8 @@ class ModelConfig:
     dtype: str = "float32"           # compute dtype of activations: "float32" or "bfloat16"
     param_dtype: str = "float32"     # storage dtype of the parameters
     cache_dtype: str = "float32"     # dtype of the decode KV cache (bfloat16 halves its bytes)
-    matmul_dtype: str = "float32"    # operands of the weight matmuls (qkv, out, MLP, head),
-    #                                  summed in float32 ("bfloat16": see Numerics above)
+    matmul_dtype: str = "float32"    # "bfloat16": round the weight matmuls' operands to it and
+    #                                  sum in float32 (see Numerics); "float32": matmuls in `dtype`
     tie_embeddings: bool = True      # output head = token embedding transposed
     rope_base: float = 10000.0       # RoPE frequency base
     norm: str = "rmsnorm"            # "rmsnorm" or "layernorm" (pre-norm, plus a final norm)
@@ -235,19 +236,46 @@ def _apply_rope(x: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array:
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _rounded_dot_general(lhs: jax.Array, rhs: jax.Array, dims: Any, dtype: Any) -> jax.Array:
+    """dot_general of lhs and rhs rounded to `dtype`, the products summed in float32.
+
+    Its gradient treats the rounding as the identity and is computed in float32
+    from the rounded operands, so training gets float32 gradients (differentiating
+    the casts instead would round every cotangent to `dtype`)."""
+    return jax.lax.dot_general(lhs.astype(dtype), rhs.astype(dtype), dims,
+                               preferred_element_type=jnp.float32)
+
+
+def _rounded_dot_general_fwd(lhs, rhs, dims, dtype):
+    return _rounded_dot_general(lhs, rhs, dims, dtype), (lhs.astype(dtype), rhs.astype(dtype))
+
+
+def _rounded_dot_general_bwd(dims, dtype, rounded, g):
+    _, vjp = jax.vjp(lambda a, b: jax.lax.dot_general(a, b, dims),
+                     *(x.astype(jnp.float32) for x in rounded))
+    return vjp(g.astype(jnp.float32))
+
+
+_rounded_dot_general.defvjp(_rounded_dot_general_fwd, _rounded_dot_general_bwd)
+
+
 def _weight_dot_general(config: ModelConfig):
     """The dot_general of the weight matmuls, or None (Flax's own) when matmul_dtype is float32.
 
-    Both operands are rounded to matmul_dtype and the products summed in float32;
-    the result has the input's (compute) dtype.
+    Both operands are rounded to matmul_dtype and the products summed in float32
+    (`_rounded_dot_general`); the result has the input's (compute) dtype.
     """
     mdt = _DTYPES[config.matmul_dtype]
     if mdt == jnp.float32:
         return None
 
     def dot_general(lhs, rhs, dims, precision=None, preferred_element_type=None):
-        return jax.lax.dot_general(lhs.astype(mdt), rhs.astype(mdt), dims, precision=precision,
-                                   preferred_element_type=jnp.float32).astype(lhs.dtype)
+        dims = tuple(tuple(tuple(int(a) for a in d) for d in part) for part in dims)  # static
+        # float32 operands: the cotangents must have the operands' dtypes (Flax promotes
+        # both to the compute dtype; the cast is folded away when they already are float32)
+        return _rounded_dot_general(lhs.astype(jnp.float32), rhs.astype(jnp.float32), dims,
+                                    mdt).astype(lhs.dtype)
     return dot_general
 
 
