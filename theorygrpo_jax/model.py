@@ -457,7 +457,8 @@ def decode_params(params: Any, config: ModelConfig) -> Any:
         return params
     mdt = _DTYPES[config.matmul_dtype]
     return jax.tree_util.tree_map_with_path(
-        lambda path, x: x.astype(mdt) if path[-1].key == "kernel" else x, params)
+        lambda path, x: x.astype(mdt) if getattr(path[-1], "key", None) == "kernel" else x,
+        params)
 
 
 def decode_step(params: Any, config: ModelConfig, cache: KVCache, token: jax.Array,
