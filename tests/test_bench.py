@@ -44,11 +44,16 @@ def test_matmul_dtype_outside_the_main_benchmark_is_a_usage_error():
         "--matmul-dtype applies to the main benchmark, not to --processes, --parts or --ablation")
 
 
-def test_matmul_ceiling_is_measured_with_the_models_operand_dtype():
+def test_matmul_ceiling_is_measured_with_the_models_operand_dtype(monkeypatch):
     from theorygrpo_jax import bench
 
     for dtype in ("float32", "bfloat16"):
         assert bench.measure_matmul_flops(64, dtype) > 0
+    asked = []
+    monkeypatch.setattr(bench, "measure_matmul_flops", lambda dtype: asked.append(dtype) or 2.0)
+    monkeypatch.setattr(bench, "measure_bandwidth", lambda: 1.0)
+    assert bench.measure_ceilings((3.0, 0.5), "bfloat16") == (3.0, 1.0)
+    assert asked == ["bfloat16"]
 
 
 def test_host_cpu_names_the_model_cores_and_widest_vector_isa(tmp_path):
