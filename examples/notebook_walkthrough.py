@@ -13,6 +13,8 @@ from theorygrpo_jax import grpo, model, reward, sampler, train
 from theorygrpo_jax.config import load_config
 from theorygrpo_jax.grammar import automaton, text
 from theorygrpo_jax.grammar import vocab as V
+from theorygrpo_jax.policy import PolicySpec
+from theorygrpo_jax.resources import packaged_config
 
 tables = automaton.load_tables()
 print("transition table:", tables.next_node.shape, tables.next_node.dtype,
@@ -25,14 +27,14 @@ allowed = automaton.allowed_mask(tables, state, budget=100)
 print("after 'BOS GAUGE U1 SU2' the grammar allows:", [V.TOKENS[i] for i in np.flatnonzero(allowed)])
 
 # %% 2. A policy: parameters of a small TheoryGPT
-config = load_config("configs/smoke.yaml")
+config = load_config(packaged_config("smoke"))   # the packaged smoke config, from any directory
 params = model.init_params(config.model, jax.random.PRNGKey(0))
 print("parameters:", f"{model.num_params(params):,}", "| logits of BOS:",
       model.forward(params, config.model, jnp.array([[V.BOS]])).shape)
 
 # %% 3. Sample a batch of theories under the grammar masks (one jitted lax loop)
 rollout = sampler.sample(params, config.model, tables, jax.random.PRNGKey(1), batch_size=4,
-                         temperature=1.0)
+                         policy=PolicySpec(temperature=1.0))
 print("tokens", rollout.tokens.shape, "| lengths", rollout.lengths.tolist())
 first = [V.TOKENS[t] for t in np.asarray(rollout.tokens[0]) if t != V.PAD]
 print(text.render_theory(first))
@@ -49,8 +51,9 @@ advantages = grpo.group_advantages(scores["total_reward"], group_size=4)
 print("advantages:", np.asarray(advantages).astype(float).round(3).tolist())
 
 # %% 6. One GRPO step on a TrainState (sample, reward, advantages, update)
-run = train.setup_run(config)
-metrics, tokens, step_scores = train.train_step(run)
-print("after one step: state.step =", int(run.state.step))
+state, inputs, fns = train.place(config, train.init_state(config))
+state, outputs = train.train_step(state, inputs, fns, config)
+metrics = {k: float(v) for k, v in jax.device_get(outputs.metrics).items()}
+print("after one step: state.step =", int(state.step))
 print({k: round(v, 4) for k, v in metrics.items() if k in ("mean_reward", "success_rate", "total_loss",
                                                             "policy_loss", "kl", "entropy")})

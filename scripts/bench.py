@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark the grammar-constrained sampler; see theorygrpo_jax/bench.py.
+"""Benchmark the grammar-constrained sampler; see benchmarks/sampler_bench.py.
 
     python scripts/bench.py --json --preset original --batch 64
     python scripts/bench.py --json --preset original --ablation
@@ -17,10 +17,8 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from theorygrpo_jax.cli import print_result  # noqa: E402
-from theorygrpo_jax.bench_processes import usable_cores  # noqa: E402
+from benchmarks.machine import usable_cores  # no JAX: the host devices are set below
+from theorygrpo_jax.cli import print_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         # Must be set before jax starts; it only shapes the CPU platform (one device per core).
         host_devices = args.devices or len(usable_cores())
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={host_devices}"
-    from theorygrpo_jax import bench
+    from benchmarks import sampler_bench as bench
     from theorygrpo_jax.cli import user_errors
 
     with user_errors():
         if args.processes is not None:
-            from theorygrpo_jax.bench_processes import run_processes
+            from benchmarks.processes import run_processes
             result = run_processes(args.preset, args.batch, args.processes,
                                    repeats=args.repeats, tries=args.tries)
         elif args.parts:

@@ -1,43 +1,8 @@
 #!/usr/bin/env python
-"""Plot a training run: PNGs from its metrics.jsonl.
-
-    python scripts/plot.py RUN_DIR_or_metrics.jsonl [--out DIR]
-
-Writes reward.png, success.png, kl_entropy.png, loss.png and, when logged,
-curriculum.png and replay.png into DIR (default: the run's plots/).
-"""
-
-from __future__ import annotations
-
-import argparse
+"""`theorygrpo-plot` (theorygrpo_jax/plotting.py) from a checkout; needs `pip install -e .` (make venv)."""
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from theorygrpo_jax.plotting import plot_metrics  # noqa: E402
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("source", type=Path, help="a run directory or its metrics.jsonl")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output directory (default: RUN_DIR/plots)")
-    args = parser.parse_args(argv)
-    try:
-        written = plot_metrics(args.source, args.out)
-    except (OSError, ValueError) as e:
-        print(f"plot.py: error: {e}", file=sys.stderr)
-        return 1
-    if not written:
-        print(f"plot.py: error: {args.source}: none of the plotted metrics was logged",
-              file=sys.stderr)
-        return 1
-    for path in written:
-        print(path)
-    return 0
-
+from theorygrpo_jax.plotting import main
 
 if __name__ == "__main__":
     sys.exit(main())

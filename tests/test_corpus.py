@@ -1,9 +1,10 @@
-"""The textbook corpus (examples/theories) and the synthetic pretraining corpus.
+"""The textbook corpus (the packaged theories, examples/theories in a checkout) and the
+synthetic pretraining corpus.
 
 Anomalies are checked three ways: BY HAND for the SM, SM + nu_R and SM + U(1)_{B-L}
 (the arithmetic is written out below), with a small evaluator typed in from the
-spec's §3 table (independent of `physics.groups` and `physics.reference`), and, when
-it is importable, against the reference scorer `physics.reference`.
+spec's §3 table (independent of `physics.groups` and `physics.reference`), and
+against the reference scorer `physics.reference`.
 """
 
 from __future__ import annotations
@@ -15,25 +16,17 @@ from pathlib import Path
 import pytest
 
 from theorygrpo_jax import corpus as C
+from theorygrpo_jax import resources
 from theorygrpo_jax.grammar import recognizer
 from theorygrpo_jax.grammar.text import load_theory
 
-EXAMPLES = C.TEXTBOOK_DIR
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "theories"   # the checkout's documented path
 TEXTBOOK = sorted(EXAMPLES.glob("*.theory"))
 ANOMALOUS = sorted((EXAMPLES / "anomalous").glob("*.theory"))
-SHARED_SM = Path(__file__).resolve().parents[2] / "shared" / "examples" / "sm.theory"
 REQUIRED = {"sm", "sm_nu_r", "sm_b_minus_l", "sm_vectorlike_lepton", "sm_vectorlike_quark",
             "two_higgs_doublet", "sm_singlet_scalar", "su5_gut", "sm_4th_generation", "pati_salam_toy",
             "dark_u1_vectorlike", "dark_su3_hidden_valley"}
 REQUIRED_COUNTER = {"sm_no_e_r", "witten_single_doublet", "em_breaking_vev"}
-
-try:
-    from theorygrpo_jax.physics import reference  # noqa: F401
-    REFERENCE_ERROR = None
-except ImportError as e:  # being written by another engineer
-    REFERENCE_ERROR = f"physics.reference not importable yet: {e}"
-needs_reference = pytest.mark.skipif(REFERENCE_ERROR is not None, reason=str(REFERENCE_ERROR))
-
 
 # ---------------------------------------------------------------------------
 # The spec's anomaly formulas, typed in from the §3 table
@@ -127,8 +120,10 @@ def test_required_files_present_and_textbook_loader():
     assert REQUIRED <= set(books)
     assert REQUIRED_COUNTER <= {p.stem for p in ANOMALOUS}
     assert not set(books) & {p.stem for p in ANOMALOUS}, "anomalous/ must not be loaded"
-    if SHARED_SM.exists():
-        assert books["sm"] == load_theory(SHARED_SM)
+    # the packaged theories are the checkout's files: same names, same tokens
+    assert books == {p.stem: load_theory(p) for p in TEXTBOOK}
+    assert C.textbook_theories(EXAMPLES) == books
+    assert [name for name, _ in resources.textbook_theories(anomalous=True)] == [p.stem for p in ANOMALOUS]
 
 
 @pytest.mark.parametrize("path", TEXTBOOK, ids=lambda p: p.name)
@@ -136,7 +131,6 @@ def test_textbook_anomaly_free_by_spec_formulas(path):
     assert all(a == 0 for a in spec_anomalies(load_theory(path)))
 
 
-@needs_reference
 @pytest.mark.parametrize("path", TEXTBOOK, ids=lambda p: p.name)
 def test_textbook_successful_per_reference(path):
     tokens = load_theory(path)
@@ -145,7 +139,6 @@ def test_textbook_successful_per_reference(path):
     assert sorted(r["anomalies"].values()) == sorted(spec_anomalies(tokens))
 
 
-@needs_reference
 @pytest.mark.parametrize("path", ANOMALOUS, ids=lambda p: p.name)
 def test_counter_examples_fail(path):
     tokens = load_theory(path)
@@ -176,8 +169,7 @@ def test_sm_anomalies_by_hand():
     no_e = load_theory(EXAMPLES / "anomalous" / "sm_no_e_r.theory")
     hand_no_e = [su3_cubed, su3_sq_y, su2_sq_y, y_cubed - 3 * 216, grav_y - 3 * 6, witten]   # -648, -18
     assert sorted(spec_anomalies(no_e)) == sorted(hand_no_e)
-    if REFERENCE_ERROR is None:
-        assert sorted(reference_report(no_e)["anomalies"].values()) == sorted(hand_no_e)
+    assert sorted(reference_report(no_e)["anomalies"].values()) == sorted(hand_no_e)
 
 
 def test_sm_nu_r_b_minus_l_anomalies_by_hand():
@@ -222,9 +214,8 @@ def test_sm_nu_r_b_minus_l_anomalies_by_hand():
     assert recognizer.recognise(without_nu).accepted
     expected = dict(hand, **{"grav BL": -18, "BL^3": -648})
     assert sorted(spec_anomalies(without_nu)) == sorted(expected.values())
-    if REFERENCE_ERROR is None:
-        assert sorted(reference_report(bl)["anomalies"].values()) == sorted(hand.values())
-        assert sorted(reference_report(without_nu)["anomalies"].values()) == sorted(expected.values())
+    assert sorted(reference_report(bl)["anomalies"].values()) == sorted(hand.values())
+    assert sorted(reference_report(without_nu)["anomalies"].values()) == sorted(expected.values())
 
 
 def test_witten_counter_example_by_hand():
@@ -272,7 +263,6 @@ def test_synthetic_perfect_ones_anomaly_free_by_spec_formulas():
         assert all(a == 0 for a in spec_anomalies(t)), t
 
 
-@needs_reference
 def test_synthetic_mostly_successful(synthetic_128):
     reports = C.score_theories(synthetic_128)
     success = sum(r["success"] for r in reports) / len(reports)
@@ -294,5 +284,4 @@ def test_build_corpus_and_stats():
     assert len(C.build_corpus(30, seed=5, max_len=128, textbook_weight=0.0)) == 30
     stats = C.corpus_stats(corpus[:60])
     assert stats["count"] == 60 and 14 <= stats["mean_length"] <= 128
-    if REFERENCE_ERROR is None:
-        assert 0.8 <= stats["fraction_successful"] <= stats["fraction_anomaly_free"] <= 1.0
+    assert 0.8 <= stats["fraction_successful"] <= stats["fraction_anomaly_free"] <= 1.0

@@ -15,12 +15,13 @@ import jax
 from theorygrpo_jax import train as T
 from theorygrpo_jax.config import load_config
 cfg = load_config(sys.argv[1], {"grpo.group_size": 4, "grpo.prompts_per_step": 2})
-run = T.setup_run(cfg)
-metrics, tokens, scores = T.train_step(run)
-leaf = jax.tree.leaves(run.state.params)[0]
+state, inputs, fns = T.place(cfg, T.init_state(cfg))
+state, out = T.train_step(state, inputs, fns, cfg)
+metrics = {k: float(v) for k, v in jax.device_get(out.metrics).items()}
+leaf = jax.tree.leaves(state.params)[0]
 print(json.dumps({"devices": jax.device_count(), "metrics": metrics,
                   "replicated": bool(leaf.sharding.is_fully_replicated),
-                  "batch_sharded": run.batch_sharding is not None}))
+                  "batch_sharded": inputs.batch_sharding is not None}))
 """
 
 
@@ -47,12 +48,12 @@ def test_two_device_step_matches_one_device():
 SAMPLER_SCRIPT = """
 import json
 import jax, jax.numpy as jnp, numpy as np
-from theorygrpo_jax import model as M, sampler as S
+from theorygrpo_jax import model as M, sampler as S, tasks
 from theorygrpo_jax.grammar import automaton
 config = M.ModelConfig.tiny()
 params = M.init_params(config, jax.random.PRNGKey(0))
 tables = automaton.load_tables()
-tokens, prompt_len = S.make_prompts([["BOS"], ["BOS", "GAUGE", "SU3"]] * 4, config.max_len)
+tokens, prompt_len = tasks.pack_prompts([["BOS"], ["BOS", "GAUGE", "SU3"]] * 4, config.max_len)
 mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
 key = jax.random.PRNGKey(7)
 one = S.sample_tokens(params, tables, jnp.asarray(tokens), jnp.asarray(prompt_len), key,

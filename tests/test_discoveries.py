@@ -1,16 +1,32 @@
-"""Canonical form of theories and the run's discovery catalogue."""
+"""Canonical form of theories, the run's catalogue of discoveries keyed by physics model, and
+the catalogue CLI (merge and listing of several runs).
+
+Notation in the derivations: fields are written left-handed as (n_Y, SU2, SU3) with n in
+units of 1/6 (an R field (n, r2, r3) is the L field (-n, conj r2, conj r3)); a field code
+orders fermions by their first slot's digit n + 18, so added fields are listed by n_Y.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from theorygrpo_jax.discoveries import DiscoveryCatalogue, canonical_theory
+from theorygrpo_jax import tasks
+from theorygrpo_jax.catalogue import main as catalogue_main
+from theorygrpo_jax.catalogue import merge
+from theorygrpo_jax.discoveries import (CatalogueError, DiscoveryCatalogue, canonical_theory,
+                                        load_catalogue, model_id)
 from theorygrpo_jax.grammar.recognizer import recognise
-from theorygrpo_jax.grammar.text import parse_theory_text
+from theorygrpo_jax.grammar.text import parse_prompt_text, parse_theory_text
+
+from .physics.theory_gen import random_theories
 
 SM = parse_theory_text("""
 GAUGE U1 SU2 SU3 END_GAUGE
@@ -171,41 +187,360 @@ def test_invalid_theory_is_value_error() -> None:
         canonical_theory(SM[:-2])
 
 
-def test_catalogue_dedups_persists_and_reloads(tmp_path: Path) -> None:
-    rng = np.random.default_rng(2)
-    cat = DiscoveryCatalogue(tmp_path)
-    assert len(cat) == 0 and SM not in cat
-    assert cat.add(SM, step=7, scores={"total_reward": np.float32(12.5), "anomaly_free": True})
-    assert not cat.add(shuffled(SM, rng, duplicate=True), step=8, scores={"total_reward": 1.0})
-    assert cat.add(TWO_HIGGS, step=9, scores={"total_reward": 3})
-    assert len(cat) == 2 and shuffled(SM, rng) in cat and ["BOS"] not in cat
+# ---------------------------------------------------------------------------
+# The catalogue keyed by physics model
 
-    lines = (tmp_path / "discoveries.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    assert [r["id"] for r in records] == [1, 2] and [r["step"] for r in records] == [7, 9]
-    assert records[0]["tokens"] == canonical_theory(SM)
-    assert records[0]["scores"] == {"total_reward": 12.5, "anomaly_free": True}
-    text = (tmp_path / "discoveries" / "00001.theory").read_text()
-    assert text.startswith("# Discovery 00001, found at step 7\n# scores: total_reward=12.5")
-    assert parse_theory_text(text) == canonical_theory(SM)
-    assert (tmp_path / "discoveries" / "00002.theory").is_file()
+SM_PROMPT = parse_prompt_text(tasks.SM_FIELDS_PROMPT, "sm prompt")
 
-    # A crash left a truncated line; the resumed run still deduplicates and numbers on.
+
+def on_sm(fields: str, terms: str = "") -> list[str]:
+    """A theory: the SM prompt's six fields, then `fields`, then `terms`."""
+    return parse_theory_text(tasks.SM_FIELDS_PROMPT + fields + "\nEND_FIELDS\nTERMS\n" + terms
+                             + "\nEND_TERMS\n")
+
+
+NU_R = "  FERMION R gen_3 q_0 1 1 END\n"                         # m_7
+SM_YUKAWAS = "  YUKAWA m_6 m_1 m_2 M2e-3 M1e0 M2e2 END\n  YUKAWA m_6 m_4 m_5 M5e-4 M1e-1 M2e0 END\n"
+# The SM prompt plus three right-handed neutrinos, written four ways that are one model:
+# (a) with the SM Yukawas; (b) other Yukawa masses; (c) the nu_R first and e_R written as its
+# left-handed conjugate e^c = L q_6 1 1 (R (-6, 1, 1) -> L (6, 1, 1): the same field);
+# (d) nu_R as gen_1 + gen_2 (3 copies, as gen_3).
+NU_A = on_sm(NU_R, SM_YUKAWAS)
+NU_B = on_sm(NU_R, SM_YUKAWAS.replace("M2e2", "M1e2").replace("M2e0", "M5e0"))
+NU_C = parse_theory_text("""
+GAUGE U1 SU2 SU3 END_GAUGE
+FIELDS
+  FERMION R gen_3 q_0 1 1 END
+  FERMION L gen_3 q_-3 F 1 END
+  FERMION L gen_3 q_6 1 1 END
+  FERMION R gen_3 q_-2 1 F END
+  FERMION R gen_3 q_4 1 F END
+  FERMION L gen_3 q_1 F F END
+  SCALAR CPLX VEV q_3 F 1 END
+END_FIELDS
+TERMS
+  YUKAWA m_7 m_6 m_5 M2e2 END
+END_TERMS
+""")
+NU_D = on_sm("  FERMION R gen_1 q_0 1 1 END\n  FERMION R gen_2 q_0 1 1 END\n")
+# A 4th generation: Q (1, F, F), u^c (-4, 1, Fb), d^c (2, 1, Fb), L (-3, F, 1), e^c (6, 1, 1).
+FOURTH = on_sm("""
+  FERMION L gen_1 q_1 F F END
+  FERMION R gen_1 q_4 1 F END
+  FERMION R gen_1 q_-2 1 F END
+  FERMION L gen_1 q_-3 F 1 END
+  FERMION R gen_1 q_-6 1 1 END
+""")
+# A vector-like lepton doublet: L (-3, F, 1) and R (-3, F, 1) = L (3, F, 1), conjugates of
+# each other (SU2's F is self-conjugate), so they pair: vector-like, not chiral.
+VL_LEPTON = on_sm("  FERMION L gen_1 q_-3 F 1 END\n  FERMION R gen_1 q_-3 F 1 END\n")
+SM_ONLY = on_sm("", SM_YUKAWAS)
+
+
+def test_one_model_however_written_best_instance_kept(tmp_path: Path) -> None:
+    assert model_id(NU_A) == model_id(NU_B) == model_id(NU_C) == model_id(NU_D)
+    assert model_id(NU_A) != model_id(SM_ONLY)
+    cat = DiscoveryCatalogue(tmp_path, prompt=SM_PROMPT)
+    assert cat.add(NU_A, step=3, scores={"total_reward": 1.5})
+    assert not cat.add(NU_B, step=4, scores={"total_reward": np.float32(2.5)})   # better
+    assert not cat.add(NU_C, step=5, scores={"total_reward": 2.5})               # a tie: keep B
+    assert not cat.add(NU_D, step=6, scores={"total_reward": 0.5})
+    assert len(cat) == 1 and NU_C in cat and SM_ONLY not in cat
+    (entry,) = cat.entries()
+    assert (entry["id"], entry["first_step"], entry["last_step"], entry["count"],
+            entry["best_step"]) == (1, 3, 6, 4, 4)
+    assert entry["scores"] == {"total_reward": 2.5}
+    assert entry["tokens"] == canonical_theory(NU_B) != canonical_theory(NU_A)
+    # Added to the SM prompt: nu_R (0, 1, 1) x 3 -> "(1, 1)_{0} × 3"; a real singlet is its own
+    # partner (Majorana mass), so the addition is vector-like and SM-neutral.
+    assert entry["added"] == ["(1, 1)_{0} × 3"]
+    assert entry["class"] == {"added_fields": 3, "added_fermions": 3, "adds_sm_charged": False,
+                              "vector_like": True, "chiral": False, "sm_generations": 0}
+    assert entry["dark_charges"] is None and entry["dark_set"] is None   # no second U1
+    assert entry["key"]["gauge"] == ["U1", "SU2", "SU3"]
+    # 5 SM fermion codes x 3 copies, nu_R x 3, the Higgs x 1
+    assert sorted(n for _, n in entry["key"]["fields"]) == [1, 3, 3, 3, 3, 3, 3]
+    assert len(entry["key"]["hash"]) == 16 and int(entry["key"]["hash"], 16) >= 0
+
+
+def test_fourth_generation_is_chiral_and_vector_like_lepton_is_not(tmp_path: Path) -> None:
+    cat = DiscoveryCatalogue(tmp_path, prompt=SM_PROMPT)
+    assert cat.add_batch([(FOURTH, {"total_reward": 1.0}), (VL_LEPTON, {"total_reward": 2.0}),
+                          (SM_ONLY, {"total_reward": 3.0}), (FOURTH, {"total_reward": 0.0})],
+                         step=2) == 3
+    fourth, vl, bare = cat.entries()
+    # Each 4th-generation field is complex and its conjugate is not added: all 5 unpaired.
+    # Labels (SU3 dim, SU2 dim)_{n/6}, ordered by n: u^c -4, L -3, Q 1, d^c 2, e^c 6.
+    assert fourth["added"] == ["(3bar, 1)_{-2/3}", "(1, 2)_{-1/2}", "(3, 2)_{1/6}",
+                               "(3bar, 1)_{1/3}", "(1, 1)_{1}"]
+    assert fourth["class"] == {"added_fields": 5, "added_fermions": 5, "adds_sm_charged": True,
+                               "vector_like": False, "chiral": True, "sm_generations": 0}
+    assert fourth["count"] == 2 and fourth["scores"] == {"total_reward": 1.0}
+    assert vl["added"] == ["(1, 2)_{-1/2}", "(1, 2)_{1/2}"]
+    assert vl["class"] == {"added_fields": 2, "added_fermions": 2, "adds_sm_charged": True,
+                           "vector_like": True, "chiral": False, "sm_generations": 0}
+    assert bare["added"] == [] and bare["class"]["added_fields"] == 0
+    assert cat.summary() == {"models": 3, "sm_charged": 2, "chiral": 1, "vector_like": 1,
+                             "dark_sets": {}, "instances": 4}
+    header = (tmp_path / "discoveries" / "00001.theory").read_text().splitlines()[:4]
+    assert header == [
+        "# Discovery 00001: (3bar, 1)_{-2/3} + (1, 2)_{-1/2} + (3, 2)_{1/6} + (3bar, 1)_{1/3}"
+        " + (1, 1)_{1}",
+        "# class: chiral, SM-charged; 5 added fields (5 fermions)",
+        "# first found at step 2; seen 2 times by step 2; this instance at step 2",
+        "# scores: total_reward=1"]
+    assert parse_theory_text((tmp_path / "discoveries" / "00003.theory").read_text()) == \
+        canonical_theory(SM_ONLY)
+
+
+def test_from_scratch_removes_sm_generations(tmp_path: Path) -> None:
+    # Prompt ["BOS"] (or None): up to three SM generations are removed before the pairing, so
+    # the SM with its Higgs adds 16 field copies (15 fermions + 1 Higgs) but nothing chiral.
+    cat = DiscoveryCatalogue(tmp_path, prompt=None)
+    assert cat.add(SM_ONLY, 1, {})
+    (entry,) = cat.entries()
+    assert entry["class"] == {"added_fields": 16, "added_fermions": 15, "adds_sm_charged": True,
+                              "vector_like": False, "chiral": False, "sm_generations": 3}
+    assert entry["added"][-1] == "S(vev): (1, 2)_{1/2}"
+
+
+# The SM on U1 U1 SU2 SU3 (every SM field has U(1)' charge 0).
+DARK_PROMPT = """
+GAUGE U1 U1 SU2 SU3 END_GAUGE
+FIELDS
+  FERMION L gen_3 q_1  q_0 F F END
+  FERMION R gen_3 q_4  q_0 1 F END
+  FERMION R gen_3 q_-2 q_0 1 F END
+  FERMION L gen_3 q_-3 q_0 F 1 END
+  FERMION R gen_3 q_-6 q_0 1 1 END
+  SCALAR CPLX VEV q_3 q_0 F 1 END
+"""
+
+
+def dark_theory(fields: str) -> list[str]:
+    return parse_theory_text(DARK_PROMPT + fields + "END_FIELDS\nTERMS\nEND_TERMS\n")
+
+
+def test_dark_charges_and_their_canonical_set(tmp_path: Path) -> None:
+    # Added: five SM singlets with U(1)' charges 1, 5, -7, -8, 9 (-7 and -8 written as R fields
+    # of charge 7 and 8, conjugated), a sterile neutrino of charge 0 (no U(1)' charge: left out)
+    # and a hypercharged field (Y = 1/6 != 0: not a singlet, left out).
+    # Sum z = 1 + 5 - 7 - 8 + 9 = 0; sum z^3 = 1 + 125 - 343 - 512 + 729 = 0: anomaly free.
+    # No zero and no pair z, -z: chiral. gcd 1; sorted(z) = (-8, -7, 1, 5, 9) is larger than
+    # sorted(-z) = (-9, -5, -1, 7, 8), so the canonical set is (-8, -7, 1, 5, 9).
+    good = dark_theory("""
+      FERMION L gen_1 q_0 q_1 1 1 END
+      FERMION L gen_1 q_0 q_5 1 1 END
+      FERMION R gen_1 q_0 q_7 1 1 END
+      FERMION R gen_1 q_0 q_8 1 1 END
+      FERMION L gen_1 q_0 q_9 1 1 END
+      FERMION L gen_1 q_0 q_0 1 1 END
+      FERMION L gen_1 q_1 q_3 1 1 END
+    """)
+    # Charges 2, 2, -3 (one field, gen_2): sum 1 != 0, anomalous -> charges but no set.
+    bad = dark_theory("  FERMION L gen_2 q_0 q_2 1 1 END\n  FERMION L gen_1 q_0 q_-3 1 1 END\n")
+    prompt = parse_prompt_text(DARK_PROMPT)
+    cat = DiscoveryCatalogue(tmp_path, prompt=prompt)
+    cat.add_batch([(good, {"total_reward": 1.0}), (bad, {"total_reward": 1.0})], step=1)
+    g, b = cat.entries()
+    assert g["dark_charges"] == [-8, -7, 1, 5, 9] and g["dark_set"] == [-8, -7, 1, 5, 9]
+    assert g["class"]["chiral"] and g["class"]["adds_sm_charged"]     # the hypercharged field
+    assert b["dark_charges"] == [-3, 2, 2] and b["dark_set"] is None
+    assert cat.summary()["dark_sets"] == {5: 1}
+    # The same theories on the 3-factor SM prompt: other gauge group, nothing shared, all added.
+    other = DiscoveryCatalogue(tmp_path / "other", prompt=SM_PROMPT)
+    other.add(good, 1, {})
+    assert other.entries()[0]["dark_set"] == [-8, -7, 1, 5, 9]
+    assert other.entries()[0]["class"]["added_fields"] == 15 + 1 + 7
+
+
+def read_records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in (path / "discoveries.jsonl").read_text().splitlines()]
+
+
+def test_reload_equals_memory_after_updates_and_a_truncated_line(tmp_path: Path, caplog) -> None:
+    cat = DiscoveryCatalogue(tmp_path, prompt=SM_PROMPT)
+    assert cat.add_batch([(NU_A, {"total_reward": 1.0, "anomaly_free": True}),
+                          (FOURTH, {"total_reward": 2.0})], step=1) == 2
+    assert cat.add_batch([(NU_D, {"total_reward": 0.5})], step=2) == 0     # a count update
+    first = (tmp_path / "discoveries" / "00001.theory").read_text()
+    assert cat.add_batch([(NU_B, {"total_reward": 3.0})], step=3) == 0     # a better instance
+    records = read_records(tmp_path)
+    assert records[0] == {"prompt": SM_PROMPT}
+    assert [r["id"] for r in records[1:]] == [1, 2, 1, 1]
+    assert records[3] == {"id": 1, "last_step": 2, "count": 2}            # only what changed
+    assert set(records[4]) == {"id", "last_step", "count", "best_step", "scores", "tokens"}
+    second = (tmp_path / "discoveries" / "00001.theory").read_text()
+    assert "total_reward=1" in first and "total_reward=3" in second
+    assert parse_theory_text(second) == canonical_theory(NU_B)
+    assert DiscoveryCatalogue(tmp_path).entries() == cat.entries()
+    assert load_catalogue(tmp_path) == cat.entries()
+
+    # A crash left a truncated line: skipped with a warning; the resumed run numbers on.
     with open(tmp_path / "discoveries.jsonl", "a") as f:
-        f.write('{"id": 3, "step": 10, "tok')
-    again = DiscoveryCatalogue(tmp_path)
-    assert len(again) == 2 and SM in again
-    assert not again.add(shuffled(TWO_HIGGS, rng), step=11, scores={})
-    third = random_theory(np.random.default_rng(5))
-    assert again.add(third, step=12, scores={})
-    records = [json.loads(line) for line in (tmp_path / "discoveries.jsonl").read_text().splitlines()
-               if line.endswith("}")]
-    assert records[-1]["id"] == 3 and (tmp_path / "discoveries" / "00003.theory").is_file()
-    assert len(DiscoveryCatalogue(tmp_path)) == 3
+        f.write('{"id": 1, "count": 9, "tok')
+    with caplog.at_level(logging.WARNING):
+        again = DiscoveryCatalogue(tmp_path, prompt=SM_PROMPT)
+    assert "discoveries.jsonl:6: skipping unreadable line" in caplog.text
+    assert again.entries() == cat.entries() and len(again) == 2
+    assert again.add_batch([(VL_LEPTON, {}), (NU_C, {"total_reward": 0.0})], step=4) == 1
+    assert again.entries()[-1]["id"] == 3 and (tmp_path / "discoveries" / "00003.theory").is_file()
+    assert again.entries()[0]["count"] == 4
+    assert DiscoveryCatalogue(tmp_path).entries() == again.entries()
+    assert not DiscoveryCatalogue(tmp_path)._changed   # nothing to rewrite after a clean load
 
 
-def test_catalogue_rejects_bad_scores(tmp_path: Path) -> None:
+def test_random_adds_and_flushes_reload_exactly(tmp_path: Path) -> None:
+    # Property: over random theories (generic generator, many gauge groups) added in random
+    # order with repeats and random rewards, flushed at random points, the catalogue has one
+    # entry per distinct model with the instances counted, and reading the file back gives
+    # the in-memory catalogue.
+    rng = np.random.default_rng(7)
+    pool = random_theories(rng, 120)
+    prompt = None
+    cat = DiscoveryCatalogue(tmp_path, prompt=prompt)
+    counts: Counter = Counter()
+    best: dict = {}
+    for step in range(1, 41):
+        rows = []
+        for i in rng.integers(len(pool), size=int(rng.integers(0, 60))):
+            reward = float(rng.integers(0, 5))
+            rows.append((pool[i], {"total_reward": reward}))
+            counts[model_id(pool[i])] += 1
+            best[model_id(pool[i])] = max(best.get(model_id(pool[i]), -1.0), reward)
+        cat.add_batch(rows, step)
+        if rng.random() < 0.2:
+            reloaded = DiscoveryCatalogue(tmp_path)
+            assert reloaded.entries() == cat.entries()
+    entries = cat.entries()
+    assert len(entries) == len(counts) and sum(counts.values()) > 1000
+    assert {model_id(e["tokens"]): e["count"] for e in entries} == dict(counts)
+    assert {model_id(e["tokens"]): e["scores"]["total_reward"] for e in entries} == best
+    assert DiscoveryCatalogue(tmp_path).entries() == entries
+
+
+def test_older_token_keyed_catalogue_is_folded_by_model(tmp_path: Path) -> None:
+    # The former format: one line per distinct token string {id, step, tokens, scores}.
+    old = [{"id": 1, "step": 5, "tokens": canonical_theory(NU_A), "scores": {"total_reward": 1.0}},
+           {"id": 2, "step": 6, "tokens": canonical_theory(FOURTH), "scores": {}},
+           {"id": 3, "step": 7, "tokens": canonical_theory(NU_B), "scores": {"total_reward": 2.0}}]
+    (tmp_path / "discoveries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    cat = DiscoveryCatalogue(tmp_path, prompt=SM_PROMPT)
+    nu, fourth = cat.entries()
+    assert (nu["id"], nu["count"], nu["first_step"], nu["best_step"]) == (1, 2, 5, 7)
+    assert nu["tokens"] == canonical_theory(NU_B) and fourth["id"] == 2
+    cat.flush()
+    assert {"id": 3, "merged_into": 1} in read_records(tmp_path)
+    assert DiscoveryCatalogue(tmp_path).entries() == cat.entries()
+    assert cat.add(VL_LEPTON, 8, {}) and cat.entries()[-1]["id"] == 4
+
+
+def test_catalogue_rejects_bad_scores_and_theories(tmp_path: Path) -> None:
     cat = DiscoveryCatalogue(tmp_path)
     with pytest.raises(TypeError, match="score 'x'"):
         cat.add(SM, step=1, scores={"x": [1, 2]})
+    with pytest.raises(ValueError, match="not a valid theory"):
+        cat.add(SM[:-2], step=1, scores={})
+    cat.flush()
     assert len(cat) == 0 and not (tmp_path / "discoveries.jsonl").exists()
+
+
+def test_invalid_record_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "discoveries.jsonl").write_text(
+        json.dumps({"id": 1, "first_step": 1, "tokens": NU_A}) + "\n"
+        + json.dumps({"id": 2, "first_step": 1, "tokens": ["BOS", "GAUGE"]}) + "\n")
+    with pytest.raises(CatalogueError, match=r"discoveries.jsonl:2: invalid record: .*not a valid"):
+        DiscoveryCatalogue(tmp_path)
+    (tmp_path / "discoveries.jsonl").write_text(json.dumps({"id": 1, "tokens": NU_A}) + "\n")
+    with pytest.raises(CatalogueError, match=r"discoveries.jsonl:1: record has no 'step'"):
+        DiscoveryCatalogue(tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# Merge and the CLI
+
+
+def two_runs(root: Path) -> tuple[Path, Path]:
+    """Run a finds NU at step 5 (twice, best 4.0) and FOURTH; run b finds NU first, at step 3,
+    with a lower reward (1.0), and VL_LEPTON."""
+    a, b = root / "a", root / "b"
+    cat = DiscoveryCatalogue(a, prompt=SM_PROMPT)
+    cat.add_batch([(FOURTH, {"total_reward": 2.0})], step=1)
+    cat.add_batch([(NU_A, {"total_reward": 4.0}), (NU_C, {"total_reward": 0.0})], step=5)
+    cat = DiscoveryCatalogue(b, prompt=SM_PROMPT)
+    cat.add_batch([(NU_B, {"total_reward": 1.0})], step=3)
+    cat.add_batch([(VL_LEPTON, {"total_reward": 3.0})], step=4)
+    return a, b
+
+
+def test_merge_of_two_runs(tmp_path: Path) -> None:
+    a, b = two_runs(tmp_path)
+    merged = merge([("a", load_catalogue(a)), ("b", load_catalogue(b))])
+    assert [(e["run"], e["id"], e["first_step"]) for e in merged] == [("a", 1, 1), ("b", 1, 3),
+                                                                     ("b", 2, 4)]
+    nu = merged[1]
+    assert nu["count"] == 3 and (nu["best_run"], nu["best_step"]) == ("a", 5)
+    assert nu["scores"] == {"total_reward": 4.0} and nu["tokens"] == canonical_theory(NU_A)
+    assert nu["runs"] == [{"run": "a", "id": 2, "first_step": 5, "count": 2},
+                          {"run": "b", "id": 1, "first_step": 3, "count": 1}]
+    assert nu["added"] == ["(1, 1)_{0} × 3"]
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        code = catalogue_main(argv)
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_formats_and_filters(tmp_path: Path, capsys) -> None:
+    a, b = two_runs(tmp_path)
+    code, out, _ = run_cli([str(a), str(b), "--json"], capsys)
+    assert code == 0
+    rows = json.loads(out)
+    assert [(r["run"], r["id"], r["count"]) for r in rows] == [(str(a), 1, 1), (str(b), 1, 3),
+                                                               (str(b), 2, 1)]
+    code, out, _ = run_cli([str(a), str(b), "--csv", "--sort", "count"], capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["count"] for r in rows] == ["3", "1", "1"]
+    assert rows[0]["added"] == "(1, 1)_{0} × 3" and rows[0]["chiral"] == "False"
+    assert rows[0]["runs"] == f"{a}#2 {b}#1" and rows[0]["total_reward"] == "4.0"
+    code, out, _ = run_cli([str(a), str(b), "--chiral", "--json"], capsys)
+    assert [r["added"][0] for r in json.loads(out)] == ["(3bar, 1)_{-2/3}"]     # the 4th gen
+    code, out, _ = run_cli([str(a), str(b), "--markdown", "--sort", "reward", "--limit", "2"],
+                           capsys)
+    lines = out.splitlines()
+    assert lines[0] == "| id | run | first step | count | reward | class | added fields |"
+    assert len(lines) == 4 and lines[2].startswith(f"| 00001 | {b} | 3 | 3 | 4 |")
+    assert "`(1, 1)_{0} × 3`" in lines[2]
+    code, out, _ = run_cli([str(a), str(b), "--sm-charged", "--sort", "fields"], capsys)
+    lines = out.splitlines()
+    assert lines[0].split() == ["id", "run", "first", "step", "count", "reward", "class", "added",
+                                "fields"]
+    assert "vector-like, SM-charged" in lines[1] and "(1, 2)_{-1/2} + (1, 2)_{1/2}" in lines[1]
+    assert "chiral, SM-charged" in lines[2] and lines[3] == "2 of 3 models from 2 run(s)"
+
+
+def test_cli_bad_input_is_one_line(tmp_path: Path, capsys) -> None:
+    a, _ = two_runs(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    binary = tmp_path / "binary"
+    binary.mkdir()
+    (binary / "discoveries.jsonl").write_bytes(b"\xff\xfe\x00garbage")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "discoveries.jsonl").write_text('{"id": "x", "tokens": []}\n')
+    cases = {str(tmp_path / "missing"): "no such directory",
+             str(a / "discoveries.jsonl"): "not a run directory",
+             str(empty): "no discoveries.jsonl",
+             str(binary): "not a text file",
+             str(bad): "'id' must be a positive integer"}
+    for path, message in cases.items():
+        code, out, err = run_cli([path], capsys)
+        assert code == 2 and out == "" and len(err.splitlines()) == 1, (path, err)
+        assert err.startswith(f"error: {path}") and message in err, err
+    code, _, err = run_cli([str(a), str(a) + "/"], capsys)
+    assert code == 2 and "given twice" in err and len(err.splitlines()) == 1

@@ -1,4 +1,8 @@
-"""scripts/sample.py: JSON lines with the spec's score fields, and one-line errors."""
+"""scripts/sample.py (theorygrpo-sample): JSON lines with the spec's score fields, and one-line errors.
+
+It runs outside the checkout (cwd: a temporary folder) with `--config smoke`, the packaged
+config's name, as an installed package would.
+"""
 
 import json
 import subprocess
@@ -6,18 +10,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = str(ROOT / "configs" / "smoke.yaml")
 
 
-def _sample(*args):
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "sample.py"), "--config", SMOKE, *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+def _sample(*args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "sample.py"), "--config", "smoke", *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
 
 
 def test_json_lines_have_tokens_and_scores(tmp_path):
     prompt = tmp_path / "p.theory"
     prompt.write_text("GAUGE U1 SU2 END_GAUGE\nFIELDS\n")
-    proc = _sample("--n", "3", "--json", "--prompt", str(prompt))
+    proc = _sample("--n", "3", "--json", "--prompt", str(prompt), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(rows) == 3
@@ -33,7 +36,7 @@ def test_json_lines_have_tokens_and_scores(tmp_path):
 def test_bad_prompt_is_one_line(tmp_path):
     prompt = tmp_path / "bad.theory"
     prompt.write_text("GAUGE U1\nSU3 SU2\n")
-    proc = _sample("--n", "2", "--prompt", str(prompt))
+    proc = _sample("--n", "2", "--prompt", str(prompt), cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (f"error: {prompt}:2: token 'SU2' is not allowed here: expected a gauge "
                                    "factor (U1 SU2 SU3 SU4 SU5, in that order, at most two U1, at most "

@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from theorygrpo_jax import grpo
+from theorygrpo_jax import grpo, policy
 from theorygrpo_jax.config import GRPOConfig
+from theorygrpo_jax.policy import PolicySpec
 
 
 def test_group_advantages_by_hand():
@@ -113,9 +114,9 @@ def tiny():
                                "grpo": {"group_size": 4, "learning_rate": 1e-2}})
     tables = automaton.load_tables()
     tokens = walks.random_walk_tokens(tables, jax.random.PRNGKey(3), 8, 48)
-    masks = grpo.grammar_masks(tables, tokens, 48)
+    masks = policy.grammar_masks(tables, tokens, 48)
     state = init_state(config)
-    logp = jnp.take_along_axis(grpo.log_policy(state.params, config.model, tokens, masks, 1.0, None),
+    logp = jnp.take_along_axis(policy.log_policy(state.params, config.model, tokens, masks, PolicySpec()),
                                tokens[:, 1:, None], axis=-1)[..., 0]
     old = jnp.concatenate([jnp.zeros((8, 1)), logp], axis=1)
     batch = grpo.PolicyBatch(tokens=tokens, old_logprobs=old, completion_mask=tokens != V_PAD,
@@ -132,8 +133,8 @@ def test_loss_does_not_depend_on_chunking(tiny):
         cfg = GRPOConfig(loss_aggregation=mode)
 
         def loss(chunks):
-            masks = tuple(grpo.grammar_masks(tables, c.tokens, 48) for c in chunks)
-            ref = tuple(grpo.log_policy(state.ref_params, config.model, c.tokens, m, 1.0, None)
+            masks = tuple(policy.grammar_masks(tables, c.tokens, 48) for c in chunks)
+            ref = tuple(policy.log_policy(state.ref_params, config.model, c.tokens, m, PolicySpec())
                         for c, m in zip(chunks, masks))
             return grpo.grpo_loss(state.params, chunks, masks, ref, 0.1, 0.01,
                                   model_config=config.model, config=cfg)[1]
@@ -157,8 +158,8 @@ def test_update_moves_probability_toward_positive_advantages(tiny):
     update = grpo.make_update_step(config.model, config.grpo)
 
     def seq_logp(params):
-        masks = grpo.grammar_masks(tables, batch.tokens, 48)
-        lp = jnp.take_along_axis(grpo.log_policy(params, config.model, batch.tokens, masks, 1.0, None),
+        masks = policy.grammar_masks(tables, batch.tokens, 48)
+        lp = jnp.take_along_axis(policy.log_policy(params, config.model, batch.tokens, masks, PolicySpec()),
                                  batch.tokens[:, 1:, None], axis=-1)[..., 0]
         return (lp * batch.completion_mask[:, 1:]).sum(1)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from theorygrpo_jax.plotting import main as plotting_main
 from theorygrpo_jax.plotting import plot_curves, plot_metrics, series, smooth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,17 +96,16 @@ def test_script_one_line_error_and_success(tmp_path: Path, capsys: pytest.Captur
     bad = subprocess.run([sys.executable, str(script), str(tmp_path / "nope")],
                          capture_output=True, text=True)
     assert bad.returncode == 1
-    assert bad.stderr.strip().startswith("plot.py: error:") and "nope" in bad.stderr
+    assert bad.stderr.strip().startswith("theorygrpo-plot: error:") and "nope" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
-    # The success path in-process (importing the script), to spare a second interpreter start.
-    spec = importlib.util.spec_from_file_location("plot_script", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # The success path in-process (the entry point's main), to spare a second interpreter start.
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
-    assert module.main([str(tmp_path / "run"), "--out", str(tmp_path / "png")]) == 0
+    assert plotting_main([str(tmp_path / "run"), "--out", str(tmp_path / "png")]) == 0
     assert capsys.readouterr().out.split() == [str(tmp_path / "png" / "loss.png")]
-    assert module.main([str(tmp_path / "nothing_known.jsonl")]) == 1
+    (tmp_path / "nothing_known.jsonl").write_text('{"step": 1, "unplotted_key": 0.5}\n')
+    assert plotting_main([str(tmp_path / "nothing_known.jsonl")]) == 1
+    assert "none of the plotted metrics was logged" in capsys.readouterr().err
 
 
 def test_key_selection_of_the_reward_plot() -> None:

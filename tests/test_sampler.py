@@ -1,14 +1,19 @@
 """The jitted grammar-constrained sampler and the log-prob recomputation."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from theorygrpo_jax import model as M
+from theorygrpo_jax import policy
 from theorygrpo_jax import sampler as S
+from theorygrpo_jax import tasks
 from theorygrpo_jax.grammar import automaton, recognizer
 from theorygrpo_jax.grammar import vocab as V
+from theorygrpo_jax.policy import PolicySpec
 
 CONFIG = M.ModelConfig.tiny()  # 1 layer, d_model 32, max_len 64: two cache-window blocks
 L = CONFIG.max_len
@@ -17,7 +22,18 @@ COMPLETE = "BOS GAUGE SU2 END_GAUGE FIELDS FERMION L gen_1 F END END_FIELDS TERM
 PROMPTS = [["BOS"], ["BOS", "GAUGE", "U1", "SU2"], COMPLETE.split(),
            "BOS GAUGE SU3 END_GAUGE FIELDS SCALAR CPLX VEV".split()]
 
-recompute = jax.jit(S.sequence_logprobs, static_argnames=("config", "top_k", "use_masks"))
+
+
+@functools.partial(jax.jit, static_argnames=("config", "top_k"))
+def recompute(params, config, tables, tokens, temperature, top_k=None):
+    """(log-probs [B, L], entropies [B, L]) of the sampled tokens under `policy.log_policy`,
+    0 at BOS: what the update sees."""
+    log_probs = policy.log_policy(params, config, tokens,
+                                  policy.grammar_masks(tables, tokens, config.max_len),
+                                  PolicySpec(temperature, top_k))
+    zero = jnp.zeros((tokens.shape[0], 1), jnp.float32)
+    return (jnp.concatenate([zero, policy.token_logprobs(log_probs, tokens)], axis=1),
+            jnp.concatenate([zero, policy.entropy(log_probs)], axis=1))
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +57,11 @@ def rollout(setup):
         # setting runs two cache-window blocks and compacts 16 rows into 8 slots.
         key = (temperature, seed, top_k, windows_and_compaction)
         if key not in cache:
-            extra = (dict(block_size=None, min_slots=8) if windows_and_compaction
-                     else dict(block_size=L, min_slots=None))
+            options = (S.SamplerOptions(block_size=None, min_slots=8) if windows_and_compaction
+                       else S.SamplerOptions(block_size=L, min_slots=None))
             cache[key] = jax.device_get(S.sample(
                 params, CONFIG, tables, jax.random.PRNGKey(seed), prompts,
-                temperature=temperature, top_k=top_k, **extra))
+                policy=PolicySpec(temperature, top_k), options=options))
         return cache[key]
     return get
 
@@ -107,7 +123,7 @@ def test_bfloat16_matmuls_sample_theories_and_recompute_close(setup):
     params, tables = setup
     config = CONFIG.replace(matmul_dtype="bfloat16")
     r = jax.device_get(S.sample(params, config, tables, jax.random.PRNGKey(2), [["BOS"]] * 8,
-                                block_size=L, min_slots=None))
+                                options=S.SamplerOptions(block_size=L, min_slots=None)))
     for row, n in zip(r.tokens, r.lengths):
         result = recognizer.recognise(_strings(row, n), L)
         assert result.accepted, result.error
@@ -131,7 +147,7 @@ def test_greedy_is_argmax_of_masked_logits(setup, rollout):
     def masked_argmax(params, tables, tokens):
         logits = M.forward(params, CONFIG, tokens)[:, :-1]
         masks = jax.vmap(automaton.sequence_masks, in_axes=(None, 0, None))(tables, tokens, L)
-        return jnp.argmax(jnp.where(masks[:, 1:], logits, S.NEG_INF), axis=-1)
+        return jnp.argmax(jnp.where(masks[:, 1:], logits, policy.NEG_INF), axis=-1)
 
     greedy = np.asarray(masked_argmax(params, tables, tokens))
     gen = r.completion_mask[:, 1:]
@@ -165,116 +181,6 @@ def test_bad_prompt_raises_clear_error(setup, prompt, message):
         S.sample(params, CONFIG, tables, jax.random.PRNGKey(0), [["BOS"], prompt])
 
 
-def test_prompt_that_cannot_finish_in_max_len_is_rejected():
-    fields = (["BOS", "GAUGE", "SU2", "END_GAUGE", "FIELDS"]
-              + ["FERMION", "L", "gen_1", "F", "END"] * 11)
-    S.check_prompt(fields, L)  # 60 tokens: END_FIELDS TERMS END_TERMS EOS still fit in 64
-    with pytest.raises(ValueError,
-                       match="token 'FERMION' at position 60 .*allowed there: END_FIELDS$"):
-        S.check_prompt(fields + ["FERMION"], L)  # a 12th field could not be finished
-    with pytest.raises(ValueError, match="longer than max_len"):
-        S.check_prompt(["BOS"] * (L + 1), L)
-
-
-def test_make_prompts_packs_and_repeats():
-    tokens, lens = S.make_prompts([["BOS", "GAUGE"]], L, batch_size=3)
-    assert tokens.shape == (3, 2) and (lens == 2).all()
-    tokens, lens = S.make_prompts([[V.BOS], ["BOS", "GAUGE", "U1"]], L)
-    np.testing.assert_array_equal(tokens[0], [V.BOS, V.PAD, V.PAD])
-    np.testing.assert_array_equal(lens, [1, 3])
-    with pytest.raises(ValueError, match="batch_size"):
-        S.make_prompts(None, L)
-
-
-def test_bench_roofline_cost_model():
-    from theorygrpo_jax import bench
-
-    config = M.ModelConfig.original()
-    shapes = jax.eval_shape(lambda: M.init_params(config, jax.random.PRNGKey(0)))
-    costs = bench.model_costs(config, shapes)
-    assert costs["params"] == 8_459_776
-    assert costs["matmul_flops"] == 2 * (4 * (4 * 512 * 512 + 2 * 512 * 1024) + 130 * 512)
-    assert costs["kv_bytes_per_pos"] == 2 * 4 * 512 * 4
-    assert costs["weight_bytes"] == 4 * 8_459_776
-    # bfloat16 weight matmuls: the decode loop reads the 8 388 608 kernel weights and the
-    # tied head (the embedding, 130 x 512, as the head matrix) in 2 bytes, the 9 norm scales
-    # (512 each) in 4
-    bf16 = bench.model_costs(config.replace(matmul_dtype="bfloat16"), shapes)
-    assert bf16["weight_bytes"] == 2 * (8_388_608 + 130 * 512) + 4 * 9 * 512
-    assert bf16["matmul_flops"] == costs["matmul_flops"]
-    mask = np.zeros((2, 8), bool)
-    mask[0, 1] = True  # one token at position 1: compute-bound at 1 FLOP/s, 1 B/s
-    flops = costs["matmul_flops"] + costs["attn_flops_per_pos"] * 2
-    assert bench.roofline_time(costs, mask, 1.0, 1e30) == pytest.approx(flops)
-
-
-def test_bench_roofline_reads_weights_once_per_batch_step():
-    from theorygrpo_jax import bench
-
-    # By hand: weights 1000 B, KV 10 B per cached position, at 1 B/s (bandwidth-bound).
-    costs = dict(matmul_flops=0.0, attn_flops_per_pos=0.0, weight_bytes=1000.0,
-                 kv_bytes_per_pos=10.0)
-    mask = np.zeros((4, 6), bool)
-    mask[:, 1] = True      # position 1: 4 tokens share one weight read, each reads KV 0..1
-    mask[0, 2] = True      # position 2: 1 token reads all the weights and KV 0..2
-    expected = 4 * (1000 / 4 + 2 * 10) + (1000 + 3 * 10)
-    assert bench.roofline_time(costs, mask, 1e30, 1.0) == pytest.approx(expected)
-    # A full batch of 4 at every step: every token pays 1000 / 4.
-    assert bench.roofline_time(costs, mask, 1e30, 1.0, weights_shared_by=4) == pytest.approx(
-        5 * 1000 / 4 + 4 * 20 + 30)
-
-
-def test_bench_no_waste_time_charges_one_decode_step_of_the_active_rows():
-    from theorygrpo_jax import bench
-
-    mask = np.zeros((4, 5), bool)
-    mask[:, 1] = True         # step 1: 4 rows active
-    mask[:2, 2] = True        # step 2: 2 rows
-    mask[0, 3] = True         # step 3: 1 row
-    rows, step_s = [1, 2, 4], [1.0, 3.0, 4.0]
-    assert bench.no_waste_time(mask, 1, rows, step_s) == pytest.approx(4.0 + 3.0 + 1.0)
-    # Two devices: rows 0-1 (2, 2, 1 active) and rows 2-3 (2 active); the slower one counts.
-    assert bench.no_waste_time(mask, 2, rows, step_s) == pytest.approx(3.0 + 3.0 + 1.0)
-    # Three active rows sit between the measured 2 and 4: interpolated.
-    mask[2, 2] = True
-    assert bench.no_waste_time(mask, 1, rows, step_s) == pytest.approx(4.0 + 3.5 + 1.0)
-
-
-def test_bench_slot_sizes_follow_the_samplers_compaction_rule():
-    from theorygrpo_jax import bench
-
-    # Sizes 8, 4, 2: 8 slots while more than 4 rows are unfinished, 4 while more than 2,
-    # then 2 down to the last row.
-    active = np.array([8, 5, 4, 3, 2, 1, 0])
-    np.testing.assert_array_equal(bench.slot_sizes_of(active, [8, 4, 2]), [8, 8, 4, 4, 2, 2, 2])
-    np.testing.assert_array_equal(bench.slot_sizes_of(active, [8]), [8] * 7)
-
-
-def test_bench_phase_breakdown_charges_steps_and_tokens_to_their_slot_size():
-    from theorygrpo_jax import bench
-
-    costs = dict(matmul_flops=0.0, attn_flops_per_pos=0.0, weight_bytes=800.0,
-                 kv_bytes_per_pos=0.0)
-    mask = np.zeros((4, 6), bool)
-    mask[:, 1] = True          # 4 unfinished: 4 slots
-    mask[:3, 2] = True         # 3: 4 slots (more than 2)
-    mask[:2, 3] = True         # 2: 2 slots
-    mask[0, 4] = True          # 1: 2 slots
-    step_s = {4: 10.0, 2: 1.0}
-    # One device: positions 1-2 on 4 slots (7 tokens), 3-4 on 2 slots (3 tokens). Roofline
-    # with bytes_per_s 1: each token's share of the 800 weight bytes read at its position.
-    phases = bench.phase_breakdown(costs, mask, 1, [4, 2], step_s, 1e30, 1.0)
-    np.testing.assert_allclose(phases[4], [7, 4 * 200 + 3 * 800 / 3, 2 * 10.0])
-    np.testing.assert_allclose(phases[2], [3, 2 * 400 + 800, 2 * 1.0])
-    # Two devices of 2 rows each (sizes 2, 1): device 0 (rows 0-1) has 2, 2, 2, 1 unfinished,
-    # device 1 has 2, 1; each device's step counts half (they run side by side). The weights
-    # are still shared by the whole batch's tokens at a position: at position 2, rows 0-1
-    # (device 0, 2 slots) and row 2 (device 1, 1 slot) each pay 800 / 3.
-    phases = bench.phase_breakdown(costs, mask, 2, [2, 1], {2: 4.0, 1: 1.0}, 1e30, 1.0)
-    np.testing.assert_allclose(phases[2], [8, 4 * 200 + 2 * 800 / 3 + 2 * 400, (3 + 1) * 2.0])
-    np.testing.assert_allclose(phases[1], [2, 800 / 3 + 800, (1 + 1) * 0.5])
-
-
 def _reference_draw(u: float, probs: np.ndarray) -> int:
     """Plain-Python inverse CDF in float64: the first token whose running sum exceeds u x total."""
     total, running = float(np.sum(probs, dtype=np.float64)), 0.0
@@ -291,7 +197,7 @@ def test_inverse_cdf_draw_matches_reference_and_never_draws_a_forbidden_token():
     logits = rng.standard_normal((rows, vocab)).astype(np.float32) * rng.uniform(0.1, 6, (rows, 1))
     allowed = rng.random((rows, vocab)) < rng.uniform(0.01, 1.0, (rows, 1))
     allowed[np.arange(rows), rng.integers(0, vocab, rows)] = True   # at least one token each
-    logp = jax.nn.log_softmax(jnp.where(allowed, logits, S.NEG_INF))
+    logp = jax.nn.log_softmax(jnp.where(allowed, logits, policy.NEG_INF))
     u = rng.random(rows).astype(np.float32)
     u[:100] = np.float32(1.0) - np.finfo(np.float32).eps             # the top of [0, 1)
     u[100:200] = 0.0
@@ -314,7 +220,7 @@ def test_draw_tokens_picks_only_from_the_drawn_columns_by_temperature():
     allowed = rng.random((rows, vocab)) < 0.3
     allowed[:, :first] = False                                       # PAD, BOS: never allowed
     allowed[np.arange(rows), rng.integers(first, vocab, rows)] = True
-    logp = jax.nn.log_softmax(jnp.where(allowed, logits, S.NEG_INF))
+    logp = jax.nn.log_softmax(jnp.where(allowed, logits, policy.NEG_INF))
     u = rng.random(rows).astype(np.float32)
     draw = jax.jit(S.draw_tokens, static_argnums=3)
     sampled = np.asarray(draw(jnp.asarray(u), logp, jnp.float32(1.0), first))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from theorygrpo_jax import score
+from theorygrpo_jax import resources, score
 from theorygrpo_jax.reward import RewardConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = Path("/work/shared/examples")
+EXAMPLES = ROOT / "examples" / "theories"     # the documented path: a symlink to the packaged theories
 SPEC_KEYS = {"file", "accepted", "error", "anomalies", "anomaly_free", "anomaly_l1", "invalid_terms",
              "light_exotics", "success", "rewards"}
 REWARD_KEYS = {"anomalies_reward", "light_exotics_reward", "invalid_terms_reward", "length_reward",

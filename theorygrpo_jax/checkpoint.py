@@ -242,6 +242,15 @@ def load_params(path: str | Path, target_params: PyTree) -> PyTree:
 # ----------------------------------------------------------------------------- writing
 
 
+def run_dir_of(checkpoint_path: str | Path) -> Path:
+    """The run directory that holds a checkpoint path (run dir, checkpoints/, or a step dir)."""
+    path = Path(checkpoint_path)
+    for candidate in (path, path.parent, path.parent.parent):
+        if (candidate / CHECKPOINTS_DIR).is_dir():
+            return candidate
+    return path
+
+
 class Checkpointer:
     """Saves and restores the checkpoints of one run directory (synchronously).
 

@@ -25,6 +25,7 @@ FLAG_KEYS = {
     "save_interval": ("train.save_interval", int),
     "eval_episodes": ("train.eval_episodes", int),
     "seed": ("train.seed", int),
+    "max_minutes": ("train.max_minutes", float),
 }
 SWITCH_KEYS = {"use_curriculum": "train.use_curriculum", "use_priority_buffer": "train.use_priority_buffer"}
 

@@ -2,21 +2,26 @@
 
 A config file has one mapping per section:
 
-    model:      ModelConfig      (theorygrpo_jax.model)
-    reward:     RewardConfig     (theorygrpo_jax.reward)
+    model:      ModelConfig      the policy's architecture and numerics (theorygrpo_jax.model)
+    reward:     RewardConfig     the reward's weights and thresholds (theorygrpo_jax.reward)
     grpo:       GRPOConfig       the algorithm
     train:      TrainConfig      the loop, task, logging, checkpoints
+    discovery:  DiscoveryConfig  novelty and discovery bonuses
     curriculum: CurriculumConfig (used with train.use_curriculum)
     replay:     ReplayConfig     (used with train.use_priority_buffer)
     pretrain:   PretrainConfig   (scripts/pretrain.py)
 
 Unknown sections or keys, wrong types and out-of-range values are
 `ConfigError`s naming the file and the key.
+
+This module is the one home of configuration and imports no JAX: the
+algorithm modules, scripts and notebooks read their options from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -24,8 +29,9 @@ from typing import Any
 
 import yaml
 
-from .model import ModelConfig
-from .reward import RewardConfig
+from .grammar.vocab import VOCAB_SIZE
+
+DTYPE_NAMES = ("float32", "bfloat16")  # the dtypes a ModelConfig may name
 
 
 class ConfigError(ValueError):
@@ -35,6 +41,165 @@ class ConfigError(ValueError):
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and numerics of TheoryGPT (hashable: usable as a static jit argument)."""
+    vocab_size: int = VOCAB_SIZE       # token ids 0..vocab_size-1 (TheoryLang v1: 130)
+    d_model: int = 128               # residual stream width
+    n_heads: int = 4                 # attention heads; d_model must be divisible by it
+    n_layers: int = 2                # transformer blocks
+    d_ff: int = 256                  # hidden width of the GELU MLP
+    max_len: int = 128               # longest sequence, BOS and EOS included (RoPE table, cache)
+    dtype: str = "float32"           # compute dtype of activations: "float32" or "bfloat16"
+    param_dtype: str = "float32"     # storage dtype of the parameters
+    cache_dtype: str = "float32"     # dtype of the decode KV cache (bfloat16 halves its bytes)
+    matmul_dtype: str = "float32"    # "bfloat16": round the weight matmuls' operands to it and
+    #                                  sum in float32 (see Numerics); "float32": matmuls in `dtype`
+    tie_embeddings: bool = True      # output head = token embedding transposed
+    rope_base: float = 10000.0       # RoPE frequency base
+    norm: str = "rmsnorm"            # "rmsnorm" or "layernorm" (pre-norm, plus a final norm)
+    norm_eps: float = 1e-6           # epsilon of the norms
+
+    def __post_init__(self):
+        for name in ("vocab_size", "d_model", "n_heads", "n_layers", "d_ff", "max_len"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if self.vocab_size < VOCAB_SIZE:
+            raise ValueError(f"ModelConfig.vocab_size={self.vocab_size} is smaller than the "
+                             f"TheoryLang vocabulary ({VOCAB_SIZE} tokens)")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"ModelConfig.d_model={self.d_model} is not divisible by "
+                             f"n_heads={self.n_heads}")
+        if (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"head_dim={self.d_model // self.n_heads} must be even for RoPE "
+                             f"(d_model={self.d_model}, n_heads={self.n_heads})")
+        if self.max_len < 2:
+            raise ValueError(f"ModelConfig.max_len must be at least 2 (BOS, EOS), "
+                             f"got {self.max_len}")
+        for name in ("dtype", "param_dtype", "cache_dtype", "matmul_dtype"):
+            if getattr(self, name) not in DTYPE_NAMES:
+                raise ValueError(f"ModelConfig.{name} must be one of {sorted(DTYPE_NAMES)}, "
+                                 f"got {getattr(self, name)!r}")
+        if self.norm not in ("rmsnorm", "layernorm"):
+            raise ValueError(f"ModelConfig.norm must be 'rmsnorm' or 'layernorm', "
+                             f"got {self.norm!r}")
+        if not isinstance(self.tie_embeddings, bool):
+            raise ValueError(f"ModelConfig.tie_embeddings must be a bool, "
+                             f"got {self.tie_embeddings!r}")
+        if not self.rope_base > 1.0:
+            raise ValueError(f"ModelConfig.rope_base must be > 1, got {self.rope_base!r}")
+        if not self.norm_eps > 0.0:
+            raise ValueError(f"ModelConfig.norm_eps must be > 0, got {self.norm_eps!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def cpu_default(cls) -> "ModelConfig":
+        """Trains and samples on a 2-core CPU in minutes (0.28M params; 64 theories in ~50 ms)."""
+        return cls(d_model=128, n_heads=4, n_layers=2, d_ff=256, max_len=128)
+
+    @classmethod
+    def original(cls) -> "ModelConfig":
+        """The original PyTorch TheoryGPT size (~8.5M params)."""
+        return cls(d_model=512, n_heads=8, n_layers=4, d_ff=1024, max_len=512)
+
+    @classmethod
+    def gpu(cls) -> "ModelConfig":
+        """A larger model for one accelerator (~50M params), bfloat16 compute and cache."""
+        return cls(d_model=768, n_heads=12, n_layers=8, d_ff=3072, max_len=512,
+                   dtype="bfloat16", cache_dtype="bfloat16")
+
+    @classmethod
+    def tiny(cls) -> "ModelConfig":
+        """For tests: 1 layer, d_model 32."""
+        return cls(d_model=32, n_heads=2, n_layers=1, d_ff=64, max_len=64)
+
+
+BUILTIN_KEYS = ("anomalies_reward", "light_exotics_reward", "invalid_terms_reward", "length_reward",
+                "heavy_exotics_reward", "total_reward", "success", "anomaly_l1", "invalid_terms",
+                "light_exotics", "heavy_exotic_fields", "length")
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardConfig:
+    """Reward weights and thresholds (hashable: a static argument of the jitted scorer)."""
+
+    anomalies_weight: float = 1.0        # weight of anomalies_reward in total_reward
+    light_exotics_weight: float = 1.0    # weight of light_exotics_reward
+    invalid_terms_weight: float = 1.0    # weight of invalid_terms_reward
+    length_weight: float = 1.0           # weight of length_reward
+    heavy_exotics_weight: float = 0.0    # bonus per distinct heavy charged exotic field (0: off)
+    mass_threshold: float = 100.0        # GeV; uncoloured charged exotics lighter than this are "light"
+    #                                      (default: the LEP bound on charged heavy leptons)
+    coloured_mass_threshold: float = 100.0  # GeV; the same for coloured exotics
+    length_alpha: float = 1.0            # α: length_reward = −α at len = max_len
+    soft_len: int | None = None          # tokens (BOS..EOS) before the length penalty starts;
+    #                                      None: 3/4 of max_len
+    max_len: int = ModelConfig.max_len   # the sampler's max_len (penalty −α there); in a Config it
+    #                                      is model.max_len (config_from_dict fills it in)
+    extra: tuple = ()                    # ((name, weight, fn: TheoryRecord -> float scalar), ...)
+
+    def __post_init__(self):
+        if self.soft_len is None and isinstance(self.max_len, int) and self.max_len > 1:
+            object.__setattr__(self, "soft_len", (3 * self.max_len) // 4)
+        for name in ("anomalies_weight", "light_exotics_weight", "invalid_terms_weight",
+                     "length_weight", "heavy_exotics_weight", "length_alpha"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"RewardConfig.{name} must be a finite number, got {v!r}")
+        if self.length_alpha < 0:
+            raise ValueError(f"RewardConfig.length_alpha must be >= 0, got {self.length_alpha}")
+        for name in ("mass_threshold", "coloured_mass_threshold"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
+                raise ValueError(f"RewardConfig.{name} must be a positive finite mass in GeV, got {v!r}")
+        for name in ("max_len", "soft_len"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"RewardConfig.{name} must be a positive int, got {v!r}")
+        if not self.soft_len < self.max_len:
+            raise ValueError(f"RewardConfig needs soft_len < max_len, got soft_len={self.soft_len}, "
+                             f"max_len={self.max_len}")
+        if not isinstance(self.extra, tuple):
+            raise ValueError("RewardConfig.extra must be a tuple of (name, weight, fn) tuples")
+        seen = set()
+        for item in self.extra:
+            if not (isinstance(item, tuple) and len(item) == 3):
+                raise ValueError(f"RewardConfig.extra entries must be (name, weight, fn), got {item!r}")
+            name, weight, fn = item
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"RewardConfig.extra name must be a non-empty str, got {name!r}")
+            if name in BUILTIN_KEYS or name in seen:
+                raise ValueError(f"RewardConfig.extra name {name!r} clashes with another reward key")
+            seen.add(name)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+                raise ValueError(f"RewardConfig.extra weight of {name!r} must be a finite number, got {weight!r}")
+            if not callable(fn):
+                raise ValueError(f"RewardConfig.extra fn of {name!r} must be callable, got {fn!r}")
+
+    @classmethod
+    def lhc(cls, **overrides: Any) -> "RewardConfig":
+        """LHC-era bounds: uncoloured charged exotics ≥ 800 GeV, coloured ≥ 1400 GeV."""
+        kw: dict[str, Any] = dict(mass_threshold=800.0, coloured_mass_threshold=1400.0)
+        kw.update(overrides)
+        return cls(**kw)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "RewardConfig":
+        """A named preset: "default" or "lhc"."""
+        if name == "default":
+            return cls(**overrides)
+        if name == "lhc":
+            return cls.lhc(**overrides)
+        raise ValueError(f"unknown reward preset {name!r}; expected 'default' or 'lhc'")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +267,9 @@ class GRPOConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """The training loop: task, length, logging, checkpoints, evaluation."""
-    task: str = "sm_extension"            # "sm_extension" (the SM as prompt; the policy adds exotics) or "from_scratch"
+    task: str = "sm_extension"            # "sm_extension" (the SM as prompt; the policy adds exotics),
+    #                                       "dark_u1" (the SM with a dark U(1)'; the policy adds dark
+    #                                       fermions) or "from_scratch" (BOS as prompt)
     prompt_files: tuple[str, ...] = ()    # .theory prefixes used as prompts, cycled; empty: the task's default prompt
     num_episodes: int = 200               # GRPO steps (one step = prompts_per_step groups sampled and learned from)
     seed: int = 0                         # seeds parameters, sampling and everything random
@@ -114,12 +281,33 @@ class TrainConfig:
     use_priority_buffer: bool = False     # replay high-reward theories (see the replay section)
     tensorboard: bool = True              # also write TensorBoard event files
     progress_bar: bool = True             # tqdm bar on stderr
+    max_minutes: float | None = None      # stop cleanly after this much wall time (final checkpoint,
+    #                                       catalogue, evaluation), whatever num_episodes says
 
     def __post_init__(self):
-        _check(self.task in ("sm_extension", "from_scratch"),
-               f"task must be 'sm_extension' or 'from_scratch', got {self.task!r}")
+        _check(self.task in ("sm_extension", "dark_u1", "from_scratch"),
+               f"task must be 'sm_extension', 'dark_u1' or 'from_scratch', got {self.task!r}")
         for name in ("num_episodes", "log_interval", "save_interval", "keep_checkpoints", "eval_episodes"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(self.max_minutes is None or (math.isfinite(self.max_minutes) and self.max_minutes > 0),
+               f"max_minutes must be > 0, got {self.max_minutes}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscoveryConfig:
+    """Rewards that pay for discovery (theorygrpo_jax.discovery); each is paid only to
+    successful theories, on top of the reward."""
+    novelty_weight: float = 0.0           # w: bonus w / sqrt(1 + n) for a theory whose physics model
+    #                                       was found n times before in this run (0: off)
+    sm_charged_weight: float = 0.0        # bonus when the added fields carry hypercharge, SU(2) or colour
+    chiral_weight: float = 0.0            # bonus when the added fermions are chiral (not all vector-like)
+    table_size: int = 65536               # buckets of the novelty counts (by the model key's hash)
+
+    def __post_init__(self):
+        for name in ("novelty_weight", "sm_charged_weight", "chiral_weight"):
+            v = getattr(self, name)
+            _check(math.isfinite(v) and v >= 0, f"{name} must be a finite number >= 0, got {v}")
+        _check(self.table_size >= 1, f"table_size must be >= 1, got {self.table_size}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,9 +375,10 @@ class PretrainConfig:
 class Config:
     """Everything a run needs; `to_dict` / `from_dict` round-trip through YAML."""
     model: ModelConfig = ModelConfig()
-    reward: RewardConfig = RewardConfig(soft_len=96, max_len=128)  # max_len = model.max_len
+    reward: RewardConfig = RewardConfig()
     grpo: GRPOConfig = GRPOConfig()
     train: TrainConfig = TrainConfig()
+    discovery: DiscoveryConfig = DiscoveryConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
     replay: ReplayConfig = ReplayConfig()
     pretrain: PretrainConfig = PretrainConfig()
@@ -279,17 +468,11 @@ def _build(cls: type, mapping: Any, source: str, keypath: str = "") -> Any:
 def config_from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
     """A validated Config from nested mappings (sections may be left out)."""
     data = dict(data or {})
-    model = data.get("model", {}) or {}
-    reward = data.get("reward", {}) or {}
-    reward = dict(reward) if isinstance(reward, dict) else reward
-    # The length penalty is relative to the model's max_len: by default the reward takes it,
-    # with the penalty starting at 3/4 of it.
+    model, reward = data.get("model", {}) or {}, data.get("reward", {}) or {}
+    # The length penalty is relative to the model's max_len: the one place the reward takes it
+    # (soft_len then defaults to 3/4 of it, in RewardConfig).
     if isinstance(model, dict) and isinstance(reward, dict):
-        max_len = model.get("max_len", ModelConfig.max_len)
-        if isinstance(max_len, int):
-            reward.setdefault("max_len", max_len)
-            reward.setdefault("soft_len", (3 * reward["max_len"]) // 4 if isinstance(reward["max_len"], int) else 1)
-    data["reward"] = reward
+        data["reward"] = {"max_len": model.get("max_len", ModelConfig.max_len), **reward}
     return _build(Config, data, source)
 
 

@@ -1,7 +1,8 @@
 """Pretraining corpus: textbook theories and a synthetic, grammar-valid corpus.
 
-`textbook_theories()` loads the hand-written models of `examples/theories/*.theory`
-(the counter-examples of `examples/theories/anomalous/` are not loaded).
+`textbook_theories()` loads the hand-written models packaged in
+`theorygrpo_jax/data/theories/*.theory` (`resources.textbook_theories`; in a checkout
+also `examples/theories/`); the counter-examples of `anomalous/` are not loaded.
 
 `synthetic_theories(n, seed, max_len)` draws `n` theories with one
 `random.Random(seed)` stream (deterministic given the seed; independent of
@@ -72,18 +73,16 @@ fractions anomaly free / successful according to `physics.reference`.
 from __future__ import annotations
 
 import random
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from theorygrpo_jax import resources
+
 from theorygrpo_jax.grammar import recognizer
 from theorygrpo_jax.grammar import vocab as V
-from theorygrpo_jax.grammar.text import load_theory
+from theorygrpo_jax.grammar.text import load_theory, parse_theory_text
 from theorygrpo_jax.physics.groups import contains_singlet
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TEXTBOOK_DIR = REPO_ROOT / "examples" / "theories"
 
 BASE_WEIGHTS = {"sm": 0.30, "sm_u1prime": 0.14, "2hdm": 0.10, "su5": 0.10, "random": 0.36}
 DEFECT_RESERVE = 20  # tokens kept free for the flaw of an imperfect theory
@@ -727,9 +726,12 @@ def synthetic_theories(n: int, seed: int, max_len: int, imperfect_fraction: floa
 
 
 def textbook_theories(directory: str | Path | None = None) -> dict[str, list[str]]:
-    """{file stem: tokens} of examples/theories/*.theory (not the anomalous/ counter-examples)."""
-    directory = Path(directory) if directory is not None else TEXTBOOK_DIR
-    return {p.stem: load_theory(p) for p in sorted(directory.glob("*.theory"))}
+    """{file stem: tokens} of the packaged textbook theories (not the anomalous/
+    counter-examples), or of `directory`/*.theory when given."""
+    if directory is not None:
+        return {p.stem: load_theory(p) for p in sorted(Path(directory).glob("*.theory"))}
+    return {name: parse_theory_text(source, f"{name}.theory")
+            for name, source in resources.textbook_theories()}
 
 
 def build_corpus(n_synthetic: int, seed: int, max_len: int, textbook_weight: float = 0.1,
@@ -752,23 +754,13 @@ def build_corpus(n_synthetic: int, seed: int, max_len: int, textbook_weight: flo
     return corpus
 
 
-def _reward_config(max_len: int):
-    """The project's RewardConfig, or the spec §4 defaults while `reward.py` does not exist."""
-    try:
-        from theorygrpo_jax.reward import RewardConfig
-        return RewardConfig()
-    except ImportError:
-        return types.SimpleNamespace(
-            mass_threshold=100.0, coloured_mass_threshold=100.0, max_len=max(max_len, 2), soft_len=max_len // 2,
-            length_alpha=0.0, anomalies_weight=1.0, light_exotics_weight=1.0, invalid_terms_weight=1.0,
-            length_weight=0.0, heavy_exotics_weight=0.0)
-
-
 def score_theories(theories: list[list[str]]) -> list[dict[str, Any]]:
     """`physics.reference.score_report` of each theory (spec §4 default thresholds)."""
     from theorygrpo_jax.physics import reference
-    cfg = _reward_config(max((len(t) for t in theories), default=2))
-    return [reference.score_report(t, cfg) for t in theories]
+    from theorygrpo_jax.reward import RewardConfig
+
+    config = RewardConfig()
+    return [reference.score_report(t, config) for t in theories]
 
 
 def corpus_stats(theories: list[list[str]]) -> dict[str, Any]:
@@ -784,11 +776,7 @@ def corpus_stats(theories: list[list[str]]) -> dict[str, Any]:
         "mean_fields": sum(t.count("FERMION") + t.count("SCALAR") for t in theories) / n if n else 0.0,
         "mean_terms": sum(sum(t.count(k) for k in V.TERM_WORDS) for t in theories) / n if n else 0.0,
     }
-    try:
-        reports = score_theories(theories)
-    except ImportError as e:  # reference scorer not available
-        stats.update(fraction_anomaly_free=None, fraction_successful=None, reference_error=str(e))
-        return stats
+    reports = score_theories(theories)
     frac = (lambda xs: sum(xs) / n) if n else (lambda xs: 0.0)
     stats.update(
         fraction_anomaly_free=frac([r["anomaly_free"] for r in reports]),

@@ -32,8 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from .config import CurriculumConfig
-from .reward import RewardConfig
+from .config import CurriculumConfig, RewardConfig
 
 COMPONENTS = ("anomalies", "light_exotics", "invalid_terms", "length", "heavy_exotics")
 # The success condition of each component: (score key, the value it must equal); None: no condition.

@@ -24,11 +24,11 @@ import optax
 from flax import struct
 
 from . import model as M
-from .config import GRPOConfig
-from .grammar import automaton
+from . import replay as R
+from .config import GRPOConfig, ReplayConfig
 from .grammar import vocab as V
 from .grammar.automaton import GrammarTables
-from .sampler import NEG_INF, policy_logits
+from .policy import PolicySpec, grammar_masks, log_policy
 from .train_state import TrainState
 
 
@@ -56,6 +56,30 @@ def group_advantages(rewards: jax.Array, group_size: int, scale_by_std: bool = T
     return centred.reshape(-1)
 
 
+def baseline_advantages(replayed_rewards: jax.Array, rewards: jax.Array, group_size: int,
+                        scale_by_std: bool = True, eps: float = 1e-6) -> jax.Array:
+    """Advantages [n] of replayed theories against this step's baseline: the fresh batch's mean
+    reward, divided by its mean group std (sample std, as in `group_advantages`) + eps."""
+    grouped = rewards.reshape(-1, group_size)
+    scale = grouped.std(axis=1, ddof=1).mean() + eps if scale_by_std else 1.0
+    return (replayed_rewards - grouped.mean()) / scale
+
+
+def replayed_batch(buffer: R.ReplayBuffer, rng: jax.Array, config: ReplayConfig,
+                   rewards: jax.Array, grpo_config: GRPOConfig) -> PolicyBatch:
+    """config.replay_per_step theories drawn from the buffer, as rows that join this step's update:
+    their stored tokens and sampling log-probs, their advantage against this step's fresh
+    rewards [B] (`baseline_advantages`), their importance weights; rows drawn from an
+    empty buffer have weight 0 and no completion tokens."""
+    idx, weights, valid = R.sample(buffer, rng, config.replay_per_step, config)
+    advantages = baseline_advantages(buffer.rewards[idx], rewards, grpo_config.group_size,
+                                     grpo_config.scale_by_std, grpo_config.advantage_eps)
+    return PolicyBatch(tokens=buffer.tokens[idx], old_logprobs=buffer.logprobs[idx],
+                       completion_mask=buffer.completion_mask[idx] & valid[:, None],
+                       advantages=jnp.where(valid, advantages, 0.0),
+                       weights=jnp.where(valid, weights, 0.0))
+
+
 def entropy_coefficient(config: GRPOConfig, step: jax.Array) -> jax.Array:
     """The entropy bonus coefficient at `step` under the configured schedule."""
     start, end = config.entropy_coef, config.entropy_coef_final
@@ -75,14 +99,6 @@ def adapt_kl_coef(kl_coef: jax.Array, kl: jax.Array, config: GRPOConfig) -> jax.
         return kl_coef
     error = jnp.clip(kl / config.target_kl - 1.0, -0.2, 0.2)
     return kl_coef * (1.0 + error / config.kl_horizon)
-
-
-def log_policy(params: Any, model_config: M.ModelConfig, tokens: jax.Array, masks: jax.Array,
-               temperature: float, top_k: int | None) -> jax.Array:
-    """[B, T-1, V] log-probs of the masked, tempered policy predicting tokens[:, 1:]."""
-    logits = M.forward(params, model_config, tokens)[:, :-1]
-    logits = jnp.where(masks[:, 1:], logits, NEG_INF)
-    return jax.nn.log_softmax(policy_logits(logits, jnp.asarray(temperature), top_k), axis=-1)
 
 
 def _sums(per_token: jax.Array, mask: jax.Array, weights: jax.Array, mode: str) -> jax.Array:
@@ -135,8 +151,8 @@ def grpo_loss(params: Any, chunks: tuple[PolicyBatch, ...], masks: tuple[jax.Arr
     totals = {k: 0.0 for k in ("total_loss", "policy_loss", "kl", "entropy", "clip_fraction", "ratio_mean")}
     tokens_total, rows_total = 0.0, 0
     for batch, mask_c, ref in zip(chunks, masks, ref_log_probs):
-        log_probs = log_policy(params, model_config, batch.tokens, mask_c, config.temperature,
-                               config.top_k or None)                          # [B, T-1, V]
+        log_probs = log_policy(params, model_config, batch.tokens, mask_c,
+                               PolicySpec.from_config(config))                 # [B, T-1, V]
         terms = policy_terms(log_probs, ref, batch.tokens[:, 1:], batch.old_logprobs[:, 1:],
                              batch.advantages, config)
         per_token = -terms["surrogate"] + kl_coef * terms["kl"] - entropy_coef * terms["entropy"]
@@ -163,11 +179,6 @@ def make_optimizer(config: GRPOConfig) -> optax.GradientTransformation:
     if config.max_grad_norm > 0:
         return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), adam)
     return adam
-
-
-def grammar_masks(tables: GrammarTables, tokens: jax.Array, max_len: int) -> jax.Array:
-    """[B, T, V] grammar masks of a batch of token rows (the sampler's masks, recomputed)."""
-    return jax.vmap(automaton.sequence_masks, in_axes=(None, 0, None))(tables, tokens, max_len)
 
 
 def split_by_length(batch: PolicyBatch, chunks: int, max_len: int) -> tuple[PolicyBatch, ...]:
@@ -210,7 +221,7 @@ def make_update_step(model_config: M.ModelConfig, config: GRPOConfig) -> Callabl
                tables: GrammarTables) -> tuple[TrainState, dict[str, jax.Array]]:
         masks = tuple(grammar_masks(tables, c.tokens, model_config.max_len) for c in chunks)
         ref = tuple(jax.lax.stop_gradient(log_policy(state.ref_params, model_config, c.tokens, m,
-                                                     config.temperature, config.top_k or None))
+                                                     PolicySpec.from_config(config)))
                     for c, m in zip(chunks, masks))
         entropy_coef = entropy_coefficient(config, state.step)
 

@@ -49,101 +49,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from .config import ModelConfig
 from .grammar import vocab as V
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Architecture and numerics of TheoryGPT (hashable: usable as a static jit argument)."""
-    vocab_size: int = V.VOCAB_SIZE   # token ids 0..vocab_size-1 (TheoryLang v1: 130)
-    d_model: int = 128               # residual stream width
-    n_heads: int = 4                 # attention heads; d_model must be divisible by it
-    n_layers: int = 2                # transformer blocks
-    d_ff: int = 256                  # hidden width of the GELU MLP
-    max_len: int = 128               # longest sequence, BOS and EOS included (RoPE table, cache)
-    dtype: str = "float32"           # compute dtype of activations: "float32" or "bfloat16"
-    param_dtype: str = "float32"     # storage dtype of the parameters
-    cache_dtype: str = "float32"     # dtype of the decode KV cache (bfloat16 halves its bytes)
-    matmul_dtype: str = "float32"    # "bfloat16": round the weight matmuls' operands to it and
-    #                                  sum in float32 (see Numerics); "float32": matmuls in `dtype`
-    tie_embeddings: bool = True      # output head = token embedding transposed
-    rope_base: float = 10000.0       # RoPE frequency base
-    norm: str = "rmsnorm"            # "rmsnorm" or "layernorm" (pre-norm, plus a final norm)
-    norm_eps: float = 1e-6           # epsilon of the norms
-
-    def __post_init__(self):
-        for name in ("vocab_size", "d_model", "n_heads", "n_layers", "d_ff", "max_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
-        if self.vocab_size < V.VOCAB_SIZE:
-            raise ValueError(f"ModelConfig.vocab_size={self.vocab_size} is smaller than the "
-                             f"TheoryLang vocabulary ({V.VOCAB_SIZE} tokens)")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"ModelConfig.d_model={self.d_model} is not divisible by "
-                             f"n_heads={self.n_heads}")
-        if (self.d_model // self.n_heads) % 2:
-            raise ValueError(f"head_dim={self.d_model // self.n_heads} must be even for RoPE "
-                             f"(d_model={self.d_model}, n_heads={self.n_heads})")
-        if self.max_len < 2:
-            raise ValueError(f"ModelConfig.max_len must be at least 2 (BOS, EOS), "
-                             f"got {self.max_len}")
-        for name in ("dtype", "param_dtype", "cache_dtype", "matmul_dtype"):
-            if getattr(self, name) not in _DTYPES:
-                raise ValueError(f"ModelConfig.{name} must be one of {sorted(_DTYPES)}, "
-                                 f"got {getattr(self, name)!r}")
-        if self.norm not in ("rmsnorm", "layernorm"):
-            raise ValueError(f"ModelConfig.norm must be 'rmsnorm' or 'layernorm', "
-                             f"got {self.norm!r}")
-        if not isinstance(self.tie_embeddings, bool):
-            raise ValueError(f"ModelConfig.tie_embeddings must be a bool, "
-                             f"got {self.tie_embeddings!r}")
-        if not self.rope_base > 1.0:
-            raise ValueError(f"ModelConfig.rope_base must be > 1, got {self.rope_base!r}")
-        if not self.norm_eps > 0.0:
-            raise ValueError(f"ModelConfig.norm_eps must be > 0, got {self.norm_eps!r}")
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    @property
-    def compute_dtype(self) -> Any:
-        return _DTYPES[self.dtype]
-
-    @property
-    def params_dtype(self) -> Any:
-        return _DTYPES[self.param_dtype]
-
-    @property
-    def kv_dtype(self) -> Any:
-        return _DTYPES[self.cache_dtype]
-
-    def replace(self, **changes) -> "ModelConfig":
-        return dataclasses.replace(self, **changes)
-
-    @classmethod
-    def cpu_default(cls) -> "ModelConfig":
-        """Trains and samples on a 2-core CPU in minutes (0.28M params; 64 theories in ~50 ms)."""
-        return cls(d_model=128, n_heads=4, n_layers=2, d_ff=256, max_len=128)
-
-    @classmethod
-    def original(cls) -> "ModelConfig":
-        """The original PyTorch TheoryGPT size (~8.5M params)."""
-        return cls(d_model=512, n_heads=8, n_layers=4, d_ff=1024, max_len=512)
-
-    @classmethod
-    def gpu(cls) -> "ModelConfig":
-        """A larger model for one accelerator (~50M params), bfloat16 compute and cache."""
-        return cls(d_model=768, n_heads=12, n_layers=8, d_ff=3072, max_len=512,
-                   dtype="bfloat16", cache_dtype="bfloat16")
-
-    @classmethod
-    def tiny(cls) -> "ModelConfig":
-        """For tests: 1 layer, d_model 32."""
-        return cls(d_model=32, n_heads=2, n_layers=1, d_ff=64, max_len=64)
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  # ModelConfig dtype names
 
 
 @struct.dataclass
@@ -166,7 +75,7 @@ def init_cache(config: ModelConfig, batch: int, length: int | None = None) -> KV
     """An all-zero cache (one chunk) for `batch` rows and `length` positions (default max_len)."""
     length = config.max_len if length is None else length
     shape = (batch, config.n_heads, length, config.head_dim)
-    zeros = tuple((jnp.zeros(shape, config.kv_dtype),) for _ in range(config.n_layers))
+    zeros = tuple((jnp.zeros(shape, _DTYPES[config.cache_dtype]),) for _ in range(config.n_layers))
     return KVCache(k=zeros, v=zeros)
 
 
@@ -287,8 +196,8 @@ def _weight_matmul(config: ModelConfig, x: jax.Array, w: jax.Array) -> jax.Array
 
 
 def _norm(config: ModelConfig, name: str) -> nn.Module:
-    kw = dict(epsilon=config.norm_eps, dtype=config.compute_dtype,
-              param_dtype=config.params_dtype, name=name)
+    kw = dict(epsilon=config.norm_eps, dtype=_DTYPES[config.dtype],
+              param_dtype=_DTYPES[config.param_dtype], name=name)
     return nn.RMSNorm(**kw) if config.norm == "rmsnorm" else nn.LayerNorm(**kw)
 
 
@@ -298,7 +207,7 @@ class Block(nn.Module):
 
     def setup(self):
         c = self.config
-        dense = dict(use_bias=False, dtype=c.compute_dtype, param_dtype=c.params_dtype,
+        dense = dict(use_bias=False, dtype=_DTYPES[c.dtype], param_dtype=_DTYPES[c.param_dtype],
                      dot_general=_weight_dot_general(c))
         self.attn_norm = _norm(c, "attn_norm")
         self.qkv = nn.DenseGeneral((3, c.n_heads, c.head_dim), name="qkv", **dense)
@@ -344,14 +253,14 @@ class TheoryGPT(nn.Module):
 
     def setup(self):
         c = self.config
-        self.embed = nn.Embed(c.vocab_size, c.d_model, dtype=c.compute_dtype,
-                              param_dtype=c.params_dtype,
+        self.embed = nn.Embed(c.vocab_size, c.d_model, dtype=_DTYPES[c.dtype],
+                              param_dtype=_DTYPES[c.param_dtype],
                               embedding_init=nn.initializers.normal(0.02), name="embed")
         self.blocks = [Block(c, name=f"block_{i}") for i in range(c.n_layers)]
         self.final_norm = _norm(c, "final_norm")
         if not c.tie_embeddings:
-            self.head = nn.Dense(c.vocab_size, use_bias=False, dtype=c.compute_dtype,
-                                 param_dtype=c.params_dtype, name="head",
+            self.head = nn.Dense(c.vocab_size, use_bias=False, dtype=_DTYPES[c.dtype],
+                                 param_dtype=_DTYPES[c.param_dtype], name="head",
                                  dot_general=_weight_dot_general(c))
         self.rope = _rope_tables(c)
 
@@ -442,7 +351,7 @@ def output_head(params: Any, config: ModelConfig) -> jax.Array:
     a [d_model, V] matrix (54 us of a 274 us sampler step at 4 rows, cpu_default).
     """
     # the dtype the head's matmul reads it in (`_weight_matmul`)
-    dtype = (config.compute_dtype if config.matmul_dtype == "float32"
+    dtype = (_DTYPES[config.dtype] if config.matmul_dtype == "float32"
              else _DTYPES[config.matmul_dtype])
     if config.tie_embeddings:
         return params["embed"]["embedding"].T.astype(dtype)

@@ -1,5 +1,11 @@
 """PNG plots of a run's `metrics.jsonl`, and of curves that compare runs.
 
+    theorygrpo-plot RUN_DIR_or_metrics.jsonl [--out DIR]
+
+(also ``python -m theorygrpo_jax.plotting`` and ``python scripts/plot.py``) writes
+reward.png, success.png, kl_entropy.png, loss.png and, when logged, curriculum.png and
+replay.png into DIR (default: the run's plots/).
+
 Rendering uses matplotlib's Agg canvas on explicit Figure objects (no pyplot
 global state, no display needed). Each plot is a column of panels sharing
 the step axis; a panel shows those of its metric keys present in the
@@ -9,7 +15,9 @@ series are drawn faintly with an exponentially smoothed line over them.
 
 from __future__ import annotations
 
+import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -204,3 +212,27 @@ def plot_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return _save(fig, Path(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`theorygrpo-plot`: the PNGs of a run; a missing or empty metrics file is one line, exit 1."""
+    parser = argparse.ArgumentParser(prog="theorygrpo-plot",
+                                     description="Plot a training run: PNGs from its metrics.jsonl.")
+    parser.add_argument("source", type=Path, help="a run directory or its metrics.jsonl")
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default: RUN_DIR/plots)")
+    args = parser.parse_args(argv)
+    try:
+        written = plot_metrics(args.source, args.out)
+    except (OSError, ValueError) as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
+    if not written:
+        print(f"{parser.prog}: error: {args.source}: none of the plotted metrics was logged", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

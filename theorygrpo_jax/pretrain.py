@@ -26,7 +26,7 @@ import optax
 from flax import struct
 from tqdm import tqdm
 
-from . import grpo
+from . import policy
 from . import model as M
 from .checkpoint import Checkpointer
 from .config import Config, PretrainConfig, save_config
@@ -55,9 +55,9 @@ def corpus_array(theories: list[list[str]], max_len: int) -> np.ndarray:
 def masked_nll(params: Any, model_config: M.ModelConfig, tables: automaton.GrammarTables,
                tokens: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Mean negative log-likelihood per token of tokens [B, T] under the masked policy."""
-    masks = grpo.grammar_masks(tables, tokens, model_config.max_len)
-    log_probs = grpo.log_policy(params, model_config, tokens, masks, 1.0, None)   # [B, T-1, V]
-    token_logp = jnp.take_along_axis(log_probs, tokens[:, 1:, None], axis=-1)[..., 0]
+    masks = policy.grammar_masks(tables, tokens, model_config.max_len)
+    log_probs = policy.log_policy(params, model_config, tokens, masks, policy.PolicySpec())  # [B, T-1, V]
+    token_logp = policy.token_logprobs(log_probs, tokens)
     real = (tokens[:, 1:] != V.PAD).astype(jnp.float32)
     n = jnp.maximum(real.sum(), 1.0)
     nll = -(token_logp * real).sum() / n
@@ -139,3 +139,48 @@ def pretrain(config: Config, output_dir: str | Path, log: Callable[[str], None] 
     plot_metrics(out / "metrics.jsonl", out / "plots")
     log(f"pretraining done: held-out NLL {best:.4f} per token; policy in {out / 'checkpoints'}")
     return state
+
+
+# ---------------------------------------------------------------------------
+# Command line: theorygrpo-pretrain, python -m theorygrpo_jax.pretrain, scripts/pretrain.py
+
+CLI_USAGE = """Supervised pretraining on the textbook + synthetic corpus:
+
+    theorygrpo-pretrain [--config pretrain] [--output_dir DIR] [--steps N] [--set SECTION.KEY=VALUE]
+
+--config takes a YAML file or the name of a packaged config (default, smoke, pretrain, ...).
+Then train from it:  theorygrpo-train --config default --checkpoint DIR
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`theorygrpo-pretrain`: pretrain into a run directory (default runs/<config>-<timestamp>)."""
+    import argparse   # imports here keep the command line apart from the library above
+    from datetime import datetime
+
+    from .cli import add_set_flag, set_overrides, use_compilation_cache, user_errors
+    from .config import load_config
+    from .resources import config_path
+
+    parser = argparse.ArgumentParser(prog="theorygrpo-pretrain", description=CLI_USAGE,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="pretrain",
+                        help="a YAML file, or a packaged config's name (default: %(default)s)")
+    parser.add_argument("--output_dir", help="run directory (default: runs/<config>-<timestamp>)")
+    parser.add_argument("--steps", type=int, help="sets pretrain.steps")
+    add_set_flag(parser)
+    args = parser.parse_args(argv)
+    use_compilation_cache()
+    with user_errors():
+        overrides = {"pretrain.steps": args.steps} if args.steps else {}
+        overrides.update(set_overrides(args.set))
+        config = load_config(config_path(args.config), overrides)
+        output = args.output_dir or Path("runs") / f"{Path(args.config).stem}-{datetime.now():%Y%m%d-%H%M%S}"
+        pretrain(config, output)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

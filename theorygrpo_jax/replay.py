@@ -130,5 +130,6 @@ def stats(buffer: ReplayBuffer) -> dict[str, jax.Array]:
             "success_rate": jnp.sum((buffer.valid & buffer.success).astype(jnp.float32)) / count}
 
 
-__all__ = ["ReplayBuffer", "init_buffer", "insert", "sample", "priorities", "stats", "row_hash",
+__all__ = ["ReplayBuffer", "init_buffer", "insert", "sample", "priorities", "stats",
+           "row_hash",
            "PRIORITY_EPS"]

@@ -51,84 +51,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from theorygrpo_jax.config import BUILTIN_KEYS, RewardConfig  # noqa: F401 (re-exported)
 from theorygrpo_jax.physics import anomalies as anom
 from theorygrpo_jax.physics import spectrum as spec
 from theorygrpo_jax.physics.record import TheoryRecord, parse_record
 
-BUILTIN_KEYS = ("anomalies_reward", "light_exotics_reward", "invalid_terms_reward", "length_reward",
-                "heavy_exotics_reward", "total_reward", "success", "anomaly_l1", "invalid_terms",
-                "light_exotics", "heavy_exotic_fields", "length")
 
-
-@dataclasses.dataclass(frozen=True)
-class RewardConfig:
-    """Reward weights and thresholds (hashable: a static argument of the jitted scorer)."""
-
-    anomalies_weight: float = 1.0        # weight of anomalies_reward in total_reward
-    light_exotics_weight: float = 1.0    # weight of light_exotics_reward
-    invalid_terms_weight: float = 1.0    # weight of invalid_terms_reward
-    length_weight: float = 1.0           # weight of length_reward
-    heavy_exotics_weight: float = 0.0    # bonus per distinct heavy charged exotic field (0: off)
-    mass_threshold: float = 100.0        # GeV; uncoloured charged exotics lighter than this are "light"
-    #                                      (default: the LEP bound on charged heavy leptons)
-    coloured_mass_threshold: float = 100.0  # GeV; the same for coloured exotics
-    length_alpha: float = 1.0            # α: length_reward = −α at len = max_len
-    soft_len: int = 128                  # tokens (BOS..EOS) before the length penalty starts
-    max_len: int = 256                   # the sampler's max_len (penalty −α there)
-    extra: tuple = ()                    # ((name, weight, fn: TheoryRecord -> float scalar), ...)
-
-    def __post_init__(self):
-        for name in ("anomalies_weight", "light_exotics_weight", "invalid_terms_weight",
-                     "length_weight", "heavy_exotics_weight", "length_alpha"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"RewardConfig.{name} must be a finite number, got {v!r}")
-        if self.length_alpha < 0:
-            raise ValueError(f"RewardConfig.length_alpha must be >= 0, got {self.length_alpha}")
-        for name in ("mass_threshold", "coloured_mass_threshold"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < math.inf):
-                raise ValueError(f"RewardConfig.{name} must be a positive finite mass in GeV, got {v!r}")
-        for name in ("soft_len", "max_len"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"RewardConfig.{name} must be a positive int, got {v!r}")
-        if not self.soft_len < self.max_len:
-            raise ValueError(f"RewardConfig needs soft_len < max_len, got soft_len={self.soft_len}, "
-                             f"max_len={self.max_len}")
-        if not isinstance(self.extra, tuple):
-            raise ValueError("RewardConfig.extra must be a tuple of (name, weight, fn) tuples")
-        seen = set()
-        for item in self.extra:
-            if not (isinstance(item, tuple) and len(item) == 3):
-                raise ValueError(f"RewardConfig.extra entries must be (name, weight, fn), got {item!r}")
-            name, weight, fn = item
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"RewardConfig.extra name must be a non-empty str, got {name!r}")
-            if name in BUILTIN_KEYS or name in seen:
-                raise ValueError(f"RewardConfig.extra name {name!r} clashes with another reward key")
-            seen.add(name)
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-                raise ValueError(f"RewardConfig.extra weight of {name!r} must be a finite number, got {weight!r}")
-            if not callable(fn):
-                raise ValueError(f"RewardConfig.extra fn of {name!r} must be callable, got {fn!r}")
-
-    @classmethod
-    def lhc(cls, **overrides: Any) -> "RewardConfig":
-        """LHC-era bounds: uncoloured charged exotics ≥ 800 GeV, coloured ≥ 1400 GeV."""
-        kw: dict[str, Any] = dict(mass_threshold=800.0, coloured_mass_threshold=1400.0)
-        kw.update(overrides)
-        return cls(**kw)
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "RewardConfig":
-        """A named preset: "default" or "lhc"."""
-        if name == "default":
-            return cls(**overrides)
-        if name == "lhc":
-            return cls.lhc(**overrides)
-        raise ValueError(f"unknown reward preset {name!r}; expected 'default' or 'lhc'")
-
+def component_names(config: RewardConfig) -> tuple[str, ...]:
+    """The reward's terms as they are logged: the built-in components, then the extras, then
+    total_reward."""
+    builtin = tuple(k for k in BUILTIN_KEYS if k.endswith("_reward") and k != "total_reward")
+    return builtin + tuple(name for name, _, _ in config.extra) + ("total_reward",)
 
 def _penalty_tables(config: RewardConfig) -> tuple[np.ndarray, np.ndarray]:
     """Light-code limits and penalties, computed in float64 on the host.

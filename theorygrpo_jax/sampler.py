@@ -1,21 +1,24 @@
-"""Grammar-constrained batch sampling of theories, and log-prob recomputation.
+"""Grammar-constrained batch sampling of theories.
 
     rollout = sample(params, config, tables, rng, prompts=None, batch_size=64,
-                     temperature=1.0, top_k=None)
-    logprobs, entropies = sequence_logprobs(params, config, tables, rollout.tokens, 1.0)
+                     policy=PolicySpec(temperature=1.0, top_k=None))
 
-`sample` checks the prompts on the host (pure Python, against the reference
-recogniser), then calls `sample_tokens`, ONE jitted function that runs the
-whole generation on device: a parallel prefill of the prompts, then a
-`lax.while_loop` over positions with a preallocated KV cache, the grammar
-automaton (vmapped over rows) masking the logits at every step, per-row RNG,
-and rows that froze after EOS. No Python runs per token.
+`sample` checks and packs the prompts on the host (`tasks.pack_prompts`),
+then calls `sample_tokens`, ONE jitted function that runs the whole
+generation on device: a parallel prefill of the prompts, then `lax.while_loop`s
+over positions with a preallocated KV cache, the grammar automaton (vmapped
+over rows) masking the logits at every step, per-row RNG, and rows that froze
+after EOS (a `done` mask). No Python runs per token.
 
-The policy is the masked, renormalised distribution: disallowed logits are set
-to NEG_INF (a large finite negative, so no inf - inf NaNs) BEFORE temperature
-and top-k, and the recorded log-probs are those of that distribution.
-`sequence_logprobs` recomputes them in one parallel forward pass with the same
-masks (`automaton.sequence_masks`).
+The policy is `policy.py`'s masked, tempered, top-k distribution, and the
+recorded log-probs are those of that distribution; `policy.log_policy`
+recomputes them in one parallel forward pass with the same masks.
+
+The pieces, as in Gemma's sampler: static knobs in a frozen `SamplerOptions`;
+the loop carry is one `SamplingState`; what every step reads (weights, head,
+grammar tables, policy) is one `Decoder`; `prefill` builds the first state,
+`decode_step` is the loop body, `run_block` runs the positions of one cache
+window with compaction, `run_blocks` chains the windows.
 
 Cache windows. Positions are processed in blocks (`block_ends`: 32 positions
 up to 128, longer ones after); block j runs over a cache that is only as long
@@ -24,30 +27,25 @@ copied), so a decode step at position p reads at most the block's end, not
 max_len. Once every row is done the remaining blocks are skipped (nested
 lax.cond).
 
-Compaction. Rows finish at very different lengths (a random policy: median ~32
-tokens, the longest of 64 rows ~150), and a finished row in the batch costs a
-full decode step. So within a block the loop runs on B slots only while more
-than B/2 rows are unfinished; then the unfinished rows are gathered into B/2
-slots (cache, grammar state, logits, ...) and the loop goes on there, then B/4,
-B/8, B/16 (not below `min_slots`, default 4: the tail of the last few rows of a
-batch is long, and a step on 4 slots costs 0.55x one on 8 for cpu_default and
-0.75x for original); results are scattered back. Each row keeps its
-own RNG stream (fold_in of its row index), so compaction never changes the
-samples. Each (block, slot size) pair is one compiled loop body.
+Compaction. Rows finish at very different lengths, and a finished row in the
+batch costs a full decode step. So within a block the loop runs on B slots
+only while more than B/2 rows are unfinished; then the unfinished rows are
+gathered into B/2 slots (cache, grammar state, logits, ...) and the loop goes
+on there, then B/4, B/8, B/16 (not below `min_slots`, default 4: the tail of
+the last few rows of a batch is long, and a step on 4 slots is not much
+cheaper than one on 8); results are scattered back. Each row keeps its own RNG
+stream (fold_in of its row index), so compaction never changes the samples.
+Each (block, slot size) pair is one compiled loop body.
 
 Sampling draws one uniform per row and inverts the CDF of the masked policy
 (Gumbel-max would need V random numbers and 2V logs per row per step); the CDF
 is a matmul with a triangular matrix and "first index" is a min-reduce, both
 cheaper on XLA:CPU than cumsum and argmax.
-
-Temperature. `temperature > 0` samples from softmax(masked_logits / T); top-k
-(static) then keeps the k most likely allowed tokens. `temperature <= 0` is
-greedy (argmax of the masked logits); its recorded log-probs are those of the
-untempered (T = 1) masked policy, and `sequence_logprobs` uses the same rule.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Sequence
 
@@ -57,10 +55,21 @@ import numpy as np
 from flax import struct
 
 from . import model as M
-from .grammar import automaton, recognizer
+from . import tasks
+from .grammar import automaton
 from .grammar import vocab as V
+from .policy import PolicySpec, apply_grammar, policy_logits
 
-NEG_INF = -1e9  # logit of a token the grammar forbids (finite: no NaN in softmax/entropy)
+
+@dataclasses.dataclass(frozen=True)
+class SamplerOptions:
+    """Static knobs of the sampler (each distinct value is one more compile)."""
+    block_size: int | None = None   # positions per cache window; None: 32 up to 128, then doubling
+    min_slots: int | None = 4       # compact unfinished rows down to this many slots; None: never
+    use_masks: bool = True          # False switches the grammar off (benchmarks measure its cost;
+    #                                 the output is then not guaranteed to be a theory)
+    stop_pos: int | None = None     # stop before this position even if rows are unfinished
+    #                                 (benchmarks); None: max_len
 
 
 @struct.dataclass
@@ -123,22 +132,6 @@ def slot_sizes(batch: int, min_slots: int | None) -> list[int]:
            and sizes[-1] // 2 >= min_slots):
         sizes.append(sizes[-1] // 2)
     return sizes
-
-
-def _masked_logits(tables, grammar, logits, budget):
-    """Logits with the tokens the grammar forbids (with `budget` tokens left) set to NEG_INF."""
-    mask = jax.vmap(automaton.allowed_mask, in_axes=(None, 0, None))(tables, grammar, budget)
-    return jnp.where(mask, logits, NEG_INF)
-
-
-def policy_logits(logits, temperature, top_k: int | None):
-    """Masked logits -> logits of the sampling policy (temperature, then optional top-k)."""
-    t = jnp.where(temperature > 0, temperature, 1.0).astype(jnp.float32)
-    scaled = logits / t
-    if top_k is not None:
-        kth = jax.lax.top_k(scaled, top_k)[0][..., -1:]
-        scaled = jnp.where(scaled >= kth, scaled, NEG_INF)
-    return scaled
 
 
 def row_uniforms(rng: jax.Array, rows: jax.Array, length: int) -> jax.Array:
@@ -230,129 +223,168 @@ def _put_rows(state: SamplingState, idx: jax.Array, part: SamplingState) -> Samp
                            for f in _PER_SLOT})
 
 
-@functools.partial(jax.jit, static_argnames=("config", "top_k", "use_masks", "block_size",
-                                             "min_slots"))
-def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: jax.Array,
-                  prompt_len: jax.Array, rng: jax.Array, temperature: jax.Array | float = 1.0,
-                  stop_pos: jax.Array | int | None = None, *, config: M.ModelConfig,
-                  top_k: int | None = None, use_masks: bool = True,
-                  block_size: int | None = None, min_slots: int | None = 4,
-                  row_offset: jax.Array | int = 0) -> Rollout:
-    """The jitted sampler. Prompts must already be valid (`sample` checks them).
+@struct.dataclass
+class Decoder:
+    """What every decode step reads; constant over the loop."""
+    params: Any                       # model weights, kernels already in matmul_dtype (M.decode_params)
+    head: jax.Array                   # [D, V] output head (M.output_head), built once outside the loop
+    tables: automaton.GrammarTables   # the grammar's transition tables
+    policy: PolicySpec                # temperature (traced) and top_k (static)
+    config: M.ModelConfig = struct.field(pytree_node=False)
+    options: SamplerOptions = struct.field(pytree_node=False)
 
-    prompt_tokens [B, P] int32 (right-padded), prompt_len [B] int32 in 1..P,
-    rng a PRNG key, temperature a scalar (traced: no recompile per value).
-    stop_pos (benchmarks only) stops the loop before that position even if
-    rows are unfinished. use_masks=False switches the grammar off (for
-    measuring its cost; the output is then not guaranteed to be a theory, and
-    a drawn PAD is not counted in completion_mask).
-    min_slots: as rows finish, the unfinished ones are compacted into batches of
-    B/2, B/4, B/8, B/16 (>= min_slots) slots, so finished rows stop costing compute;
-    None: never (one batch of B throughout). Compaction does not change the
-    samples: each row keeps its own RNG stream.
-    row_offset (traced): the batch index of row 0, which names the rows' RNG
-    streams; a device that samples rows k..k+b-1 of a larger batch passes k
-    and draws exactly what one device sampling the whole batch would.
+    @property
+    def stop_pos(self) -> int:
+        return self.config.max_len if self.options.stop_pos is None else self.options.stop_pos
+
+
+def prefill(decoder: Decoder, prompt_tokens: jax.Array, prompt_len: jax.Array, rng: jax.Array,
+            row_offset: jax.Array | int, window: int) -> SamplingState:
+    """The state before the first sampled position: prompts run through the model in parallel
+    into a cache of `window` positions, the grammar automaton read up to the shortest prompt.
+
+    Rows with longer prompts are forced through their remaining prompt tokens by `decode_step`.
     """
+    config, use_masks = decoder.config, decoder.options.use_masks
     b, width = prompt_tokens.shape
     L = config.max_len
-    stop_pos = jnp.asarray(L if stop_pos is None else stop_pos, jnp.int32)
-    prompt_len = prompt_len.astype(jnp.int32)
-
     in_prompt = jnp.arange(width)[None, :] < prompt_len[:, None]
     prompt_tokens = jnp.where(in_prompt, prompt_tokens.astype(jnp.int32), V.PAD)
     tokens = jnp.full((b, L), V.PAD, jnp.int32).at[:, :width].set(prompt_tokens)
     start = jnp.min(prompt_len)  # first position the loop visits (longer prompts are forced)
 
-    windows = _windows(L, width, block_ends(L, block_size))
-    params = M.decode_params(params, config)  # weights in matmul_dtype once, not every step
-    all_logits, cache = M.prefill(params, config, prompt_tokens,
-                                  M.init_cache(config, b, windows[0][1]))
+    all_logits, cache = M.prefill(decoder.params, config, prompt_tokens,
+                                  M.init_cache(config, b, window))
     logits = jax.lax.dynamic_index_in_dim(all_logits, start - 1, axis=1, keepdims=False)
 
-    grammar = jax.vmap(lambda _: automaton.init_state(tables))(prompt_len)
+    grammar = jax.vmap(lambda _: automaton.init_state(decoder.tables))(prompt_len)
     if use_masks:
         read = jax.vmap(automaton.step, in_axes=(None, 0, 0))
-        grammar = jax.lax.fori_loop(0, start, lambda i, g: read(tables, g, tokens[:, i]), grammar)
+        grammar = jax.lax.fori_loop(0, start, lambda i, g: read(decoder.tables, g, tokens[:, i]),
+                                    grammar)
     done = jnp.any((tokens == V.EOS) & (jnp.arange(L)[None, :] < start), axis=1)
-
     rows = jnp.asarray(row_offset, jnp.int32) + jnp.arange(b, dtype=jnp.int32)
-    state = SamplingState(tokens=tokens, logprobs=jnp.zeros((b, L), jnp.float32), cache=cache,
-                          grammar=grammar, logits=logits, done=done,
-                          uniforms=row_uniforms(rng, rows, L), prompt=prompt_tokens,
-                          prompt_len=prompt_len, pos=start)
+    return SamplingState(tokens=tokens, logprobs=jnp.zeros((b, L), jnp.float32), cache=cache,
+                         grammar=grammar, logits=logits, done=done,
+                         uniforms=row_uniforms(rng, rows, L), prompt=prompt_tokens,
+                         prompt_len=prompt_len, pos=start)
 
-    head = M.output_head(params, config)  # once, outside the loop (see M.output_head)
 
-    def body(s: SamplingState) -> SamplingState:
-        p = s.pos
-        logits = _masked_logits(tables, s.grammar, s.logits, L - p) if use_masks else s.logits
-        policy = policy_logits(logits, temperature, top_k)
-        logp_all = jax.nn.log_softmax(policy)
-        u = jax.lax.dynamic_index_in_dim(s.uniforms, p, axis=1, keepdims=False)
-        chosen = draw_tokens(u, logp_all, temperature, FIRST_DRAWN if use_masks else 0)
-        forced = p < s.prompt_len
-        generated = ~forced & ~s.done
-        # The forced token comes from the prompt, not from `tokens`: reading the array the
-        # step writes made XLA copy it twice per step.
-        prompted = jax.lax.dynamic_index_in_dim(s.prompt, jnp.minimum(p, width - 1), axis=1,
-                                                keepdims=False)
-        token = jnp.where(forced, prompted, chosen)
-        token = jnp.where(s.done, V.PAD, token)
-        logp = jnp.take_along_axis(logp_all, token[:, None], axis=1)[:, 0]
-        column = lambda a, x: jax.lax.dynamic_update_slice(a, x[:, None], (0, p))  # noqa: E731
-        grammar = s.grammar
-        if use_masks:
-            grammar = jax.vmap(automaton.step, in_axes=(None, 0, 0))(tables, grammar, token)
-        next_logits, cache = M.decode_step(params, config, s.cache, token, p, write_chunk=-1,
-                                           head=head)
-        return s.replace(
-            tokens=column(s.tokens, token),
-            logprobs=column(s.logprobs, jnp.where(generated, logp, 0.0)),
-            cache=cache, grammar=grammar, logits=next_logits,
-            done=s.done | (token == V.EOS), pos=p + 1)
+def decode_step(decoder: Decoder, s: SamplingState) -> SamplingState:
+    """One position for every slot: mask, draw (or force the prompt's token, or PAD after EOS),
+    advance the grammar, run the model one token."""
+    config, use_masks = decoder.config, decoder.options.use_masks
+    p = s.pos
+    logits = s.logits
+    if use_masks:
+        budget = config.max_len - p
+        allowed = jax.vmap(automaton.allowed_mask, in_axes=(None, 0, None))(decoder.tables,
+                                                                           s.grammar, budget)
+        logits = apply_grammar(logits, allowed)
+    logp_all = jax.nn.log_softmax(policy_logits(logits, decoder.policy))
+    u = jax.lax.dynamic_index_in_dim(s.uniforms, p, axis=1, keepdims=False)
+    chosen = draw_tokens(u, logp_all, jnp.asarray(decoder.policy.temperature),
+                         FIRST_DRAWN if use_masks else 0)
+    forced = p < s.prompt_len
+    generated = ~forced & ~s.done
+    # The forced token comes from the prompt, not from `tokens`: reading the array the
+    # step writes made XLA copy it twice per step.
+    prompted = jax.lax.dynamic_index_in_dim(s.prompt, jnp.minimum(p, s.prompt.shape[1] - 1),
+                                            axis=1, keepdims=False)
+    token = jnp.where(forced, prompted, chosen)
+    token = jnp.where(s.done, V.PAD, token)
+    logp = jnp.take_along_axis(logp_all, token[:, None], axis=1)[:, 0]
+    grammar = s.grammar
+    if use_masks:
+        grammar = jax.vmap(automaton.step, in_axes=(None, 0, 0))(decoder.tables, grammar, token)
+    next_logits, cache = M.decode_step(decoder.params, config, s.cache, token, p, write_chunk=-1,
+                                       head=decoder.head)
+    return s.replace(tokens=_set_column(s.tokens, p, token),
+                     logprobs=_set_column(s.logprobs, p, jnp.where(generated, logp, 0.0)),
+                     cache=cache, grammar=grammar, logits=next_logits,
+                     done=s.done | (token == V.EOS), pos=p + 1)
 
-    def running(s: SamplingState) -> jax.Array:
-        return (s.pos < stop_pos) & ~jnp.all(s.done)
 
-    sizes = slot_sizes(b, min_slots)
+def _set_column(a: jax.Array, p: jax.Array, x: jax.Array) -> jax.Array:
+    """a [b, L] with column p set to x [b]."""
+    return jax.lax.dynamic_update_slice(a, x[:, None], (0, p))
 
-    def n_active(s: SamplingState) -> jax.Array:
-        return jnp.sum(~s.done)
 
-    def run_block(s: SamplingState, end: int) -> SamplingState:
-        """Positions up to `end`, or until every row is done, compacting the unfinished rows
-        into ever smaller batches: slot size z runs while more than the next size are active."""
-        for k, size in enumerate(sizes):
-            below = sizes[k + 1] if k + 1 < len(sizes) else 0
+def _running(decoder: Decoder, s: SamplingState) -> jax.Array:
+    """[] bool: some row is unfinished and the stop position is not reached."""
+    return (s.pos < decoder.stop_pos) & ~jnp.all(s.done)
 
-            def loop(t, below=below):
-                go = lambda u: (u.pos < end) & running(u) & (n_active(u) > below)  # noqa: E731
-                return jax.lax.while_loop(go, body, t)
 
-            def compacted(t, size=size, loop=loop):
-                idx = jnp.argsort(t.done, stable=True)[:size]  # unfinished rows first
-                return _put_rows(t, idx, loop(_take_rows(t, idx)))
+def _loop_while_more_than(decoder: Decoder, s: SamplingState, end: int,
+                          below: int) -> SamplingState:
+    """Decode steps up to position `end` while more than `below` rows are unfinished."""
+    def go(t: SamplingState) -> jax.Array:
+        return (t.pos < end) & _running(decoder, t) & (jnp.sum(~t.done) > below)
+    return jax.lax.while_loop(go, functools.partial(decode_step, decoder), s)
 
-            if k == 0:
-                s = loop(s)
-            else:
-                s = jax.lax.cond((s.pos < end) & running(s) & (n_active(s) > below),
-                                 compacted, lambda t: t, s)
-        return s
 
-    def outputs(s: SamplingState) -> SamplingState:
-        return s.replace(cache=None, grammar=None, logits=None, uniforms=None, prompt=None)
+def _compacted(decoder: Decoder, size: int, end: int, below: int,
+               s: SamplingState) -> SamplingState:
+    """The loop on `size` slots holding the unfinished rows, scattered back into the state."""
+    idx = jnp.argsort(s.done, stable=True)[:size]  # unfinished rows first
+    return _put_rows(s, idx, _loop_while_more_than(decoder, _take_rows(s, idx), end, below))
 
-    def from_block(j: int, s: SamplingState) -> SamplingState:
-        """Run blocks j, j+1, ...; a block is entered only while some row is unfinished."""
-        end, window = windows[j]
-        s = run_block(s.replace(cache=M.grow_cache(s.cache, window)), end)
-        if j + 1 == len(windows):
-            return outputs(s)
-        return jax.lax.cond(running(s), functools.partial(from_block, j + 1), outputs, s)
 
-    state = from_block(0, state)
+def run_block(decoder: Decoder, s: SamplingState, end: int, sizes: list[int]) -> SamplingState:
+    """Positions up to `end`, or until every row is done, compacting the unfinished rows into
+    ever smaller batches: slot size sizes[k] runs while more than sizes[k + 1] rows are active."""
+    for k, size in enumerate(sizes):
+        below = sizes[k + 1] if k + 1 < len(sizes) else 0
+        if k == 0:
+            s = _loop_while_more_than(decoder, s, end, below)
+        else:
+            s = jax.lax.cond((s.pos < end) & _running(decoder, s) & (jnp.sum(~s.done) > below),
+                             functools.partial(_compacted, decoder, size, end, below),
+                             lambda t: t, s)
+    return s
+
+
+def _outputs(s: SamplingState) -> SamplingState:
+    """The state without the loop-only fields (what leaves the nested conds)."""
+    return s.replace(cache=None, grammar=None, logits=None, uniforms=None, prompt=None)
+
+
+def run_blocks(decoder: Decoder, s: SamplingState, windows: list[tuple[int, int]],
+               sizes: list[int], j: int = 0) -> SamplingState:
+    """Blocks j, j+1, ...: each grows the cache to its window, then runs its positions; a block
+    is entered only while some row is unfinished."""
+    end, window = windows[j]
+    s = run_block(decoder, s.replace(cache=M.grow_cache(s.cache, window)), end, sizes)
+    if j + 1 == len(windows):
+        return _outputs(s)
+    return jax.lax.cond(_running(decoder, s),
+                        functools.partial(run_blocks, decoder, windows=windows, sizes=sizes,
+                                          j=j + 1),
+                        _outputs, s)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "options"))
+def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: jax.Array,
+                  prompt_len: jax.Array, rng: jax.Array, policy: PolicySpec = PolicySpec(), *,
+                  config: M.ModelConfig, options: SamplerOptions = SamplerOptions(),
+                  row_offset: jax.Array | int = 0) -> Rollout:
+    """The jitted sampler. Prompts must already be valid (`tasks.pack_prompts` checks them).
+
+    prompt_tokens [B, P] int32 (right-padded), prompt_len [B] int32 in 1..P,
+    rng a PRNG key. row_offset (traced): the batch index of row 0, which names
+    the rows' RNG streams; a device that samples rows k..k+b-1 of a larger
+    batch passes k and draws exactly what one device sampling the whole batch
+    would.
+    """
+    b, width = prompt_tokens.shape
+    L = config.max_len
+    prompt_len = prompt_len.astype(jnp.int32)
+    windows = _windows(L, width, block_ends(L, options.block_size))
+    params = M.decode_params(params, config)  # weights in matmul_dtype once, not every step
+    decoder = Decoder(params=params, head=M.output_head(params, config), tables=tables,
+                      policy=policy, config=config, options=options)
+    state = prefill(decoder, prompt_tokens, prompt_len, rng, row_offset, windows[0][1])
+    state = run_blocks(decoder, state, windows, slot_sizes(b, options.min_slots))
     lengths = jnp.sum(state.tokens != V.PAD, axis=1).astype(jnp.int32)
     # The policy chose every token after the prompt up to EOS (after it: PAD). Kept out of
     # the loop: one array less to write each step and to gather at each compaction.
@@ -363,15 +395,12 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
                    finished=state.done, num_steps=state.pos)
 
 
-@functools.partial(jax.jit, static_argnames=("mesh", "axis", "config", "top_k", "use_masks",
-                                             "block_size", "min_slots"))
+@functools.partial(jax.jit, static_argnames=("mesh", "axis", "config", "options"))
 def sample_tokens_sharded(params: Any, tables: automaton.GrammarTables, prompt_tokens: jax.Array,
                           prompt_len: jax.Array, rng: jax.Array,
-                          temperature: jax.Array | float = 1.0,
-                          stop_pos: jax.Array | int | None = None, *,
-                          mesh: jax.sharding.Mesh, axis: str = "data", config: M.ModelConfig,
-                          top_k: int | None = None, use_masks: bool = True,
-                          block_size: int | None = None, min_slots: int | None = 4) -> Rollout:
+                          policy: PolicySpec = PolicySpec(), *, mesh: jax.sharding.Mesh,
+                          axis: str = "data", config: M.ModelConfig,
+                          options: SamplerOptions = SamplerOptions()) -> Rollout:
     """`sample_tokens` with the batch split over the `axis` devices of `mesh` (shard_map).
 
     Each device runs the whole sampler on its own rows: its own loop, which
@@ -386,115 +415,37 @@ def sample_tokens_sharded(params: Any, tables: automaton.GrammarTables, prompt_t
     if prompt_tokens.shape[0] % n:
         raise ValueError(f"a batch of {prompt_tokens.shape[0]} rows does not split over {n} "
                          f"devices")
-    stop_pos = jnp.asarray(config.max_len if stop_pos is None else stop_pos, jnp.int32)
 
-    def local(params, tables, prompt_tokens, prompt_len, rng, temperature, stop_pos):
+    def local(params, tables, prompt_tokens, prompt_len, rng, policy):
         offset = jax.lax.axis_index(axis) * prompt_tokens.shape[0]
-        rollout = sample_tokens(params, tables, prompt_tokens, prompt_len, rng, temperature,
-                                stop_pos, config=config, top_k=top_k, use_masks=use_masks,
-                                block_size=block_size, min_slots=min_slots, row_offset=offset)
+        rollout = sample_tokens(params, tables, prompt_tokens, prompt_len, rng, policy,
+                                config=config, options=options, row_offset=offset)
         return rollout.replace(num_steps=jax.lax.pmax(rollout.num_steps, axis))
 
     rows, same = P(axis), P()
     out_specs = Rollout(tokens=rows, lengths=rows, logprobs=rows, completion_mask=rows,
                         prompt_len=rows, finished=rows, num_steps=same)
-    return jax.shard_map(local, mesh=mesh, in_specs=(same, same, rows, rows, same, same, same),
+    policy = policy.replace(temperature=jnp.asarray(policy.temperature, jnp.float32))
+    return jax.shard_map(local, mesh=mesh, in_specs=(same, same, rows, rows, same, same),
                          out_specs=out_specs, check_vma=False)(
-        params, tables, prompt_tokens, prompt_len, rng, jnp.asarray(temperature, jnp.float32),
-        stop_pos)
+        params, tables, prompt_tokens, prompt_len, rng, policy)
 
 
-# ---------------------------------------------------------------- prompts (host side)
-
-def check_prompt(tokens: Sequence[str], max_len: int, row: int | None = None) -> None:
-    """Raise ValueError naming the first token of `tokens` the grammar does not allow there."""
-    where = "" if row is None else f"prompt {row}: "
-    if len(tokens) == 0:
-        raise ValueError(f"{where}empty prompt; a prompt starts with BOS")
-    if len(tokens) > max_len:
-        raise ValueError(f"{where}prompt of {len(tokens)} tokens is longer than max_len {max_len}")
-    for pos, token in enumerate(tokens):
-        allowed = recognizer.allowed_next(list(tokens[:pos]), max_len)
-        if token not in allowed:
-            raise ValueError(
-                f"{where}token '{token}' at position {pos} is not allowed by the grammar "
-                f"(max_len {max_len}); allowed there: "
-                f"{recognizer.describe_allowed(allowed) if allowed else 'nothing'}")
-
-
-def make_prompts(prompts: Sequence[Sequence[str | int]] | None, max_len: int,
-                 batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Check prompts against the grammar and pack them: (tokens [B, P] int32, prompt_len [B]).
-
-    `prompts`: one token list (strings or ids) per row, starting with BOS;
-    None means every row starts from BOS alone (then batch_size is required).
-    A single prompt with batch_size set is repeated batch_size times.
-    """
-    if prompts is None:
-        if batch_size is None:
-            raise ValueError("give prompts or batch_size")
-        prompts = [["BOS"]]
-    rows = [[V.TOKENS[int(t)] if not isinstance(t, str) else t for t in p] for p in prompts]
-    if batch_size is not None and len(rows) != batch_size:
-        if len(rows) != 1:
-            raise ValueError(f"{len(rows)} prompts for batch_size {batch_size}")
-        rows = rows * batch_size
-    if not rows:
-        raise ValueError("no prompts")
-    checked: set[tuple[str, ...]] = set()
-    for r, row in enumerate(rows):
-        unknown = [t for t in row if t not in V.TOKEN_ID]
-        if unknown:
-            raise ValueError(f"prompt {r}: unknown token '{unknown[0]}'")
-        if tuple(row) not in checked:
-            check_prompt(row, max_len, r)
-            checked.add(tuple(row))
-    width = max(len(r) for r in rows)
-    tokens = np.full((len(rows), width), V.PAD, np.int32)
-    for r, row in enumerate(rows):
-        tokens[r, :len(row)] = V.token_ids(row)
-    return tokens, np.array([len(r) for r in rows], np.int32)
-
+# ---------------------------------------------------------------- from the host
 
 def sample(params: Any, config: M.ModelConfig, tables: automaton.GrammarTables, rng: jax.Array,
            prompts: Sequence[Sequence[str | int]] | None = None, *, batch_size: int | None = None,
-           temperature: float = 1.0, top_k: int | None = None, use_masks: bool = True,
-           block_size: int | None = None, min_slots: int | None = 4) -> Rollout:
+           policy: PolicySpec = PolicySpec(),
+           options: SamplerOptions = SamplerOptions()) -> Rollout:
     """Sample a batch of theories (see the module docstring).
 
-    Prompts are checked on the host first: a prompt the grammar rejects raises
-    ValueError naming the first bad token, its position and the allowed tokens.
+    Prompts are checked on the host first (`tasks.pack_prompts`): a prompt the
+    grammar rejects raises ValueError naming the first bad token, its position
+    and the allowed tokens.
     """
-    if top_k is not None and not 0 < top_k <= config.vocab_size:
-        raise ValueError(f"top_k must be in 1..{config.vocab_size}, got {top_k}")
-    tokens, prompt_len = make_prompts(prompts, config.max_len, batch_size)
-    return sample_tokens(params, tables, jnp.asarray(tokens), jnp.asarray(prompt_len), rng,
-                         jnp.asarray(temperature, jnp.float32), config=config, top_k=top_k,
-                         use_masks=use_masks, block_size=block_size, min_slots=min_slots)
-
-
-# ---------------------------------------------------------------- log-prob recomputation
-
-def sequence_logprobs(params: Any, config: M.ModelConfig, tables: automaton.GrammarTables,
-                      tokens: jax.Array, temperature: jax.Array | float = 1.0, *,
-                      top_k: int | None = None,
-                      use_masks: bool = True) -> tuple[jax.Array, jax.Array]:
-    """Masked log-probs and entropies of tokens [B, T] (T <= max_len) in one forward pass.
-
-    Returns (logprobs [B, T], entropies [B, T]) float32: at position p the
-    log-prob of tokens[:, p] and the entropy of the masked, renormalised policy
-    (same temperature / top-k rule as the sampler) given tokens[:, :p];
-    position 0 (BOS) gets 0. Prompt positions get their model log-probs, PAD
-    after EOS gets 0: multiply by Rollout.completion_mask for the loss.
-    Differentiable; jit it with config (and top_k, use_masks) static.
-    """
-    logits = M.forward(params, config, tokens)[:, :-1]          # predicts tokens[:, 1:]
-    if use_masks:
-        masks = jax.vmap(automaton.sequence_masks, in_axes=(None, 0, None))(
-            tables, tokens, config.max_len)[:, 1:]
-        logits = jnp.where(masks, logits, NEG_INF)
-    logp_all = jax.nn.log_softmax(policy_logits(logits, jnp.asarray(temperature), top_k))
-    logp = jnp.take_along_axis(logp_all, tokens[:, 1:, None], axis=-1)[..., 0]
-    entropy = -jnp.sum(jnp.exp(logp_all) * logp_all, axis=-1)
-    zero = jnp.zeros((tokens.shape[0], 1), jnp.float32)
-    return jnp.concatenate([zero, logp], axis=1), jnp.concatenate([zero, entropy], axis=1)
+    if policy.top_k is not None and not 0 < policy.top_k <= config.vocab_size:
+        raise ValueError(f"top_k must be in 1..{config.vocab_size}, got {policy.top_k}")
+    tokens, prompt_len = tasks.pack_prompts(prompts, config.max_len, batch_size)
+    policy = policy.replace(temperature=jnp.asarray(policy.temperature, jnp.float32))
+    return sample_tokens(params, tables, jnp.asarray(tokens), jnp.asarray(prompt_len), rng, policy,
+                         config=config, options=options)

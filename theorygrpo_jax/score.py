@@ -1,6 +1,8 @@
-"""Score `.theory` files (spec §5): the library behind ``scripts/score.py``.
+"""Score `.theory` files (spec §5).
 
-    python scripts/score.py FILE... [--json] [--preset default|lhc]
+    theorygrpo-score FILE... [--json] [--preset default|lhc]
+
+(also ``python -m theorygrpo_jax.score`` and ``python scripts/score.py``).
 
 Every file is parsed with `grammar.text.load_theory`; a file the grammar
 rejects gives ``accepted: false`` and the one-line error (file, line, token,
@@ -160,7 +162,7 @@ def _threshold(res: dict[str, Any], coloured: bool) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Score TheoryLang .theory files (spec §5).")
+    parser = argparse.ArgumentParser(prog="theorygrpo-score", description="Score TheoryLang .theory files (spec §5).")
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
     parser.add_argument("--preset", choices=["default", "lhc"], default="default",
@@ -178,3 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["score_files", "score_token_lists", "format_table", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from .curriculum import CurriculumState
+from .discovery import NoveltyTable
+from .replay import ReplayBuffer
+
 
 @struct.dataclass
 class TrainState:
@@ -24,12 +28,14 @@ class TrainState:
     rng: jax.Array            # [2] uint32 root key; step s uses fold_in(rng, s)
     kl_coef: jax.Array        # [] float32 current KL coefficient (moves under the adaptive controller)
     best_reward: jax.Array    # [] float32 best mean reward of a step so far (-inf at start)
-    curriculum: Any           # CurriculumState: phase and success window
-    replay: Any               # ReplayBuffer: ring buffer of high-reward theories
+    curriculum: CurriculumState  # phase and success window
+    replay: ReplayBuffer      # ring buffer of high-reward theories
+    novelty: NoveltyTable     # successful finds per physics model (the novelty bonus's counts)
 
 
 def init_train_state(params: Any, optimizer: optax.GradientTransformation, rng: jax.Array,
-                     kl_coef: float, curriculum: Any, replay: Any) -> TrainState:
+                     kl_coef: float, curriculum: CurriculumState, replay: ReplayBuffer,
+                     novelty: NoveltyTable) -> TrainState:
     """A fresh state: the reference policy is a copy of the initial policy."""
     return TrainState(
         params=params,
@@ -41,4 +47,5 @@ def init_train_state(params: Any, optimizer: optax.GradientTransformation, rng: 
         best_reward=jnp.asarray(-jnp.inf, jnp.float32),
         curriculum=curriculum,
         replay=replay,
+        novelty=novelty,
     )

@@ -1,16 +1,16 @@
 """Parsing and rendering of .theory files, and the one-line errors users see."""
 
-from pathlib import Path
-
 import pytest
 
+from theorygrpo_jax import resources
 from theorygrpo_jax.grammar import text
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "theories").glob("*.theory"))
-SHARED = sorted((Path(__file__).resolve().parents[3] / "shared" / "examples").glob("*.theory"))
+# The packaged textbook theories and the anomalous counter-examples (grammar valid too).
+EXAMPLES = ([resources.theory_file(name) for name, _ in resources.textbook_theories()]
+            + [resources.theory_file(name, anomalous=True) for name, _ in resources.textbook_theories(anomalous=True)])
 
 
-@pytest.mark.parametrize("path", EXAMPLES + SHARED, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_round_trip(path):
     tokens = text.load_theory(path)
     assert tokens[0] == "BOS" and tokens[-1] == "EOS"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from theorygrpo_jax import resources
 from theorygrpo_jax.grammar import text
 from theorygrpo_jax.physics import anomalies as anom
 from theorygrpo_jax.physics import spectrum as spec
@@ -16,7 +17,7 @@ from theorygrpo_jax.physics.record import tokens_to_ids
 from theorygrpo_jax.reward import RewardConfig, analyse_batch
 
 BATCH, LEN = 64, 256
-EXAMPLES = "/work/shared/examples"
+EXAMPLES = str(resources.THEORIES)     # the packaged textbook theories (sm.theory, su5_gut.theory, ...)
 
 SM_GAUGE = "GAUGE U1 SU2 SU3 END_GAUGE"
 SM_FIELDS = """

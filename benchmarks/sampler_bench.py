@@ -24,13 +24,14 @@ policy under the grammar masks) and reports:
   at every step (a looser bound: once rows finish, a step generates fewer
   tokens than the batch has rows, but still reads every weight);
 - mask_overhead: time with grammar masks / the same sampler with masks off
-  (static flag), both over the same positions (stop_pos) without compaction;
+  (`SamplerOptions.use_masks`), both over the same positions (stop_pos) without
+  compaction;
 - with `ceiling`: the model's decode step (no sampling, no grammar) at
   1, 2, 4, ... rows, and the no-waste ceiling: the tokens/s the same rollouts
   would reach if each loop step cost exactly one decode step of the rows
   still generating (interpolated from those measurements); what no
   compaction scheme can beat with this decode step; and where the time goes
-  (`phase_breakdown`): the whole sampler's loop step measured at each slot
+  (`roofline.phase_breakdown`): the whole sampler's loop step measured at each slot
   size the compaction uses (`sampler_step_s_by_slots`), and per slot size the
   share of the tokens generated in steps on it, their roofline seconds, the
   modelled seconds of those steps and the ratio (`phases_by_slots`);
@@ -44,7 +45,6 @@ policy under the grammar masks) and reports:
 from __future__ import annotations
 
 import functools
-import platform
 import resource
 import statistics
 import time
@@ -54,146 +54,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import model as M
-from . import sampler as S
-from .bench_processes import usable_cores
-from .grammar import automaton
+from theorygrpo_jax import model as M
+from theorygrpo_jax import sampler as S
+from theorygrpo_jax import tasks
+from theorygrpo_jax.grammar import automaton
+from theorygrpo_jax.policy import PolicySpec
+from theorygrpo_jax.sampler import SamplerOptions
+
+from .ceilings import measure_ceilings, measure_matmul_flops
+from .machine import host_cpu
+from .roofline import model_costs, no_waste_time, phase_breakdown, roofline_time
+from .timing import best_time, check_counts, time_batches
 
 PRESETS = ("cpu_default", "original")
 PYTORCH_ORIGINAL_TOKENS_PER_S = 72.0  # the original PyTorch sampler, original preset, batch 64
+# The policy every benchmark samples: temperature 1 as a float32 (a NumPy scalar: no JAX
+# device at import, so a script can still shape the host devices after importing this).
+UNTEMPERED = PolicySpec(temperature=np.float32(1.0))
 
 
-def host_cpu(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The CPU the figures were measured on: model, usable cores, widest float vector ISA,
-    e.g. 'Intel(R) Xeon(R) Processor, 2 cores, avx512' (the ceilings depend on all three)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-    except OSError:
-        pass
-    cores = len(usable_cores())
-    isa = next((name for name, flag in (("avx512", "avx512f"), ("avx2", "avx2")) if flag in flags),
-               None)
-    return ", ".join(x for x in (model, f"{cores} cores", isa) if x)
-
-
-def _best_time(fn, *args, repeats: int = 5) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def measure_matmul_flops(n: int = 2048, dtype: str = "float32") -> float:
-    """FLOP/s of a jitted n x n x n matmul of `dtype` operands, summed in float32."""
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32).astype(dtype)
-    matmul = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
-    return 2.0 * n ** 3 / _best_time(matmul, a, a)
-
-
-def measure_bandwidth(nbytes: int = 256 << 20) -> float:
-    """Bytes/s read by a jitted sum over a float32 array of `nbytes` (larger than the caches)."""
-    x = jnp.ones((nbytes // 4,), jnp.float32)
-    return nbytes / _best_time(jax.jit(jnp.sum), x)
-
-
-def measure_ceilings(previous: tuple[float, float] = (0.0, 0.0),
-                     matmul_dtype: str = "float32") -> tuple[float, float]:
-    """(matmul FLOP/s, bandwidth bytes/s), each the higher of this measurement and `previous`;
-    the matmul with `matmul_dtype` operands (the model's).
-
-    Measured before and after a timed run, the higher counting: a burst of load
-    from other processes should not lower the bar.
-    """
-    return (max(previous[0], measure_matmul_flops(dtype=matmul_dtype)),
-            max(previous[1], measure_bandwidth()))
-
-
-def check_counts(repeats: int, tries: int) -> None:
-    if repeats < 1 or tries < 1:
-        raise ValueError(f"--repeats and --tries must be at least 1, got {repeats} and {tries}")
-
-
-def time_batches(call, keys: list[jax.Array],
-                 tries: int) -> tuple[list[list[float]], list, float, float]:
-    """Call `call(key)` `tries` times per key, interleaved (a burst of load hits one try of
-    every batch). Returns (seconds [key][try], the first try's outputs on the host, the first
-    call's start and the last call's end on CLOCK_MONOTONIC, comparable between processes)."""
-    times: list[list[float]] = [[] for _ in keys]
-    outputs = []
-    first_start = time.monotonic()
-    for t in range(tries):
-        for i, key in enumerate(keys):
-            start = time.monotonic()
-            out = jax.block_until_ready(call(key))
-            times[i].append(time.monotonic() - start)
-            if t == 0:
-                outputs.append(jax.device_get(out))
-    return times, outputs, first_start, time.monotonic()
-
-
-def model_costs(config: M.ModelConfig, params: Any) -> dict[str, float]:
-    """Per-token cost model: matmul FLOPs, weight bytes, KV bytes per cached position.
-
-    Weight bytes are those a decode loop reads: the weight matrices in matmul_dtype
-    (`model.decode_params`), a tied embedding as the head matrix (`model.output_head`)."""
-    n_params = M.num_params(params)
-    # Matmul weights: every matrix except the embedding table (a gather), which a tied head
-    # reuses as its matmul; norm scales and biases are vectors.
-    matrices = sum(int(x.size) for x in jax.tree_util.tree_leaves(params) if x.ndim >= 2)
-    embed = config.vocab_size * config.d_model
-    matmul_params = matrices - (0 if config.tie_embeddings else embed)
-    read = jax.eval_shape(lambda p: M.decode_params(p, config), params)
-    weight_bytes = sum(int(x.size) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(read))
-    if config.tie_embeddings:  # the step reads the embedding whole as the head, in its dtype
-        head = jax.eval_shape(lambda p: M.output_head(p, config), read)
-        weight_bytes += int(head.size) * (head.dtype.itemsize
-                                          - read["embed"]["embedding"].dtype.itemsize)
-    kv_bytes_per_pos = 2 * config.n_layers * config.d_model * jnp.dtype(config.kv_dtype).itemsize
-    attn_flops_per_pos = 4 * config.n_layers * config.d_model  # q.k and p.v
-    return dict(params=n_params, matmul_flops=2.0 * matmul_params, weight_bytes=weight_bytes,
-                kv_bytes_per_pos=kv_bytes_per_pos, attn_flops_per_pos=attn_flops_per_pos)
-
-
-def token_roofline_times(costs: dict[str, float], completion_mask: np.ndarray,
-                         flops_per_s: float, bytes_per_s: float,
-                         weights_shared_by: int | None = None) -> np.ndarray:
-    """The roofline time of each token marked in completion_mask [B, L], in np.nonzero order.
-
-    Each token costs max(FLOPs / flops_per_s, bytes / bytes_per_s). FLOPs: the
-    matmuls plus attention over positions 0..p. Bytes: the KV cache up to p,
-    plus its share of the weights. All rows advance together, one position
-    per batch step, and a batch step reads the weights once: the tokens
-    generated at position p (completion_mask[:, p].sum()) share one read.
-    weights_shared_by=n instead charges weights / n to every token, as if
-    every step generated n tokens (n = batch: a full batch at every step,
-    which no sequential sampler reaches once rows finish at different lengths).
-    """
-    mask = np.asarray(completion_mask, bool)
-    positions = np.nonzero(mask)[1]
-    sharing = (mask.sum(axis=0)[positions] if weights_shared_by is None
-               else np.full(positions.shape, weights_shared_by))
-    p = positions.astype(np.float64)
-    flops = costs["matmul_flops"] + costs["attn_flops_per_pos"] * (p + 1)
-    bytes_ = costs["weight_bytes"] / sharing + costs["kv_bytes_per_pos"] * (p + 1)
-    return np.maximum(flops / flops_per_s, bytes_ / bytes_per_s)
-
-
-def roofline_time(costs: dict[str, float], completion_mask: np.ndarray, flops_per_s: float,
-                  bytes_per_s: float, weights_shared_by: int | None = None) -> float:
-    """Lower bound on the time to generate the tokens marked in completion_mask [B, L]: the
-    sum of `token_roofline_times`."""
-    return float(np.sum(token_roofline_times(costs, completion_mask, flops_per_s, bytes_per_s,
-                                             weights_shared_by)))
+def _blank_prompts(max_len: int, batch: int) -> tuple[jax.Array, jax.Array]:
+    """BOS-only prompts for `batch` rows: (tokens [batch, 1] int32, prompt_len [batch] int32)."""
+    tokens, prompt_len = tasks.pack_prompts(None, max_len, batch)
+    return jnp.asarray(tokens), jnp.asarray(prompt_len)
 
 
 def decode_step_seconds(params: Any, config: M.ModelConfig, batch: int, window: int,
@@ -214,28 +97,7 @@ def decode_step_seconds(params: Any, config: M.ModelConfig, batch: int, window: 
             return cache, total + logits[:, 0].sum()
         return jax.lax.fori_loop(0, steps, body, (cache, jnp.float32(0)))[1]
 
-    return _best_time(jax.jit(run), params, cache) / steps
-
-
-def no_waste_time(completion_mask: np.ndarray, devices: int, rows: list[int],
-                  step_s: list[float]) -> float:
-    """Seconds a sampler would take if every loop step cost exactly one model decode step of
-    the rows still generating: no finished rows in the batch, no sampling, grammar or
-    compaction cost. step_s[i] is the measured decode step of rows[i] rows (interpolated in
-    between); rows are split over `devices` that run in parallel."""
-    return max(float(np.sum(np.interp(active[active > 0], rows, step_s)))
-               for active in (part.sum(axis=0) for part in
-                              np.array_split(np.asarray(completion_mask), devices)))
-
-
-def slot_sizes_of(active: np.ndarray, sizes: list[int]) -> np.ndarray:
-    """Slots the sampler runs `active` unfinished rows on (`sampler` rule: slot size
-    sizes[k] runs while more than sizes[k + 1] rows are unfinished; the last while any is)."""
-    active = np.asarray(active)
-    out = np.full(active.shape, sizes[-1])
-    for size, below in reversed(list(zip(sizes[:-1], sizes[1:]))):
-        out = np.where(active > below, size, out)
-    return out
+    return best_time(jax.jit(run), params, cache) / steps
 
 
 def sampler_step_seconds(params: Any, tables: automaton.GrammarTables, config: M.ModelConfig,
@@ -243,52 +105,26 @@ def sampler_step_seconds(params: Any, tables: automaton.GrammarTables, config: M
     """Seconds of one step of the whole sampler loop (model, grammar, draw, bookkeeping) on
     `rows` slots without compaction, in the first cache window: the difference of two calls
     stopped after 1 and 1 + steps positions, over the steps the second one ran."""
-    tokens, prompt_len = (jnp.asarray(a) for a in S.make_prompts(None, config.max_len, rows))
+    tokens, prompt_len = _blank_prompts(config.max_len, rows)
 
-    def call(stop):
+    def call(stop):  # stop_pos is static: one compile per stop, outside the timing
         return S.sample_tokens(params, tables, tokens, prompt_len, jax.random.PRNGKey(0),
-                               jnp.float32(1.0), jnp.int32(stop), config=config, min_slots=None,
-                               block_size=block_size)
+                               UNTEMPERED, config=config,
+                               options=SamplerOptions(block_size=block_size, min_slots=None,
+                                                      stop_pos=stop))
 
     steps = min(steps, S.block_ends(config.max_len, block_size)[0] - 1)
     ran = int(call(1 + steps).num_steps) - int(call(1).num_steps)
-    return (_best_time(call, 1 + steps) - _best_time(call, 1)) / max(ran, 1)
-
-
-def phase_breakdown(costs: dict[str, float], completion_mask: np.ndarray, devices: int,
-                    sizes: list[int], step_s: dict[int, float], flops_per_s: float,
-                    bytes_per_s: float) -> dict[int, np.ndarray]:
-    """Where a batch's time goes, by the slot size its loop steps ran on.
-
-    For each slot size z: [tokens generated in steps on z slots, their roofline
-    seconds, modelled seconds]. Modelled: every device's loop step costs
-    step_s[z] (`sampler_step_seconds`), summed over the devices and divided by
-    their number (they run side by side). Rows split evenly over the devices
-    in order, as `sampler.sample_tokens_sharded` does.
-    """
-    mask = np.asarray(completion_mask, bool)
-    per_device = mask.shape[0] // devices
-    active = mask.reshape(devices, per_device, -1).sum(axis=1)  # [devices, L]
-    slots = slot_sizes_of(active, sizes)
-    rows, positions = np.nonzero(mask)
-    token_slots = slots[rows // per_device, positions]
-    token_s = token_roofline_times(costs, mask, flops_per_s, bytes_per_s)
-    out = {}
-    for z in sizes:
-        steps = (active > 0) & (slots == z)
-        out[z] = np.array([np.sum(token_slots == z), np.sum(token_s[token_slots == z]),
-                           steps.sum() * step_s[z] / devices])
-    return out
+    return (best_time(call, 1 + steps) - best_time(call, 1)) / max(ran, 1)
 
 
 def compiled_memory(params, tables, config: M.ModelConfig, batch: int,
                     block_size: int | None = None) -> int | None:
     """Bytes XLA plans for one sampler call at `batch` (arguments + outputs + temporaries)."""
-    tokens, prompt_len = S.make_prompts(None, config.max_len, batch)
-    compiled = S.sample_tokens.lower(params, tables, jnp.asarray(tokens), jnp.asarray(prompt_len),
-                                     jax.random.PRNGKey(0), jnp.float32(1.0),
-                                     jnp.int32(config.max_len), config=config,
-                                     block_size=block_size).compile()
+    tokens, prompt_len = _blank_prompts(config.max_len, batch)
+    compiled = S.sample_tokens.lower(params, tables, tokens, prompt_len, jax.random.PRNGKey(0),
+                                     UNTEMPERED, config=config,
+                                     options=SamplerOptions(block_size=block_size)).compile()
     stats = compiled.memory_analysis()
     if stats is None:
         return None
@@ -313,9 +149,9 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     `sampler.sample_tokens_sharded` (on a CPU, host devices made with
     XLA_FLAGS=--xla_force_host_platform_device_count, one per core: each runs
     its rows on its own thread). The theories are the same as on one device.
-    ceiling: also report the no-waste ceiling (`no_waste_time`): what this
-    model's measured decode step would allow if compaction were perfect, and
-    the time by slot size (`phase_breakdown`).
+    ceiling: also report the no-waste ceiling (`roofline.no_waste_time`): what
+    this model's measured decode step would allow if compaction were perfect,
+    and the time by slot size (`roofline.phase_breakdown`).
     matmul_dtype: the weight matmuls' operand dtype (None: the config's); the
     matmul ceiling is measured with it.
     """
@@ -335,14 +171,13 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
         sampler = functools.partial(S.sample_tokens_sharded, mesh=mesh)
     params = M.init_params(config, jax.random.PRNGKey(seed))
     tables = automaton.load_tables()
-    tokens, prompt_len = (jnp.asarray(a) for a in S.make_prompts(None, config.max_len, batch))
-    temperature = jnp.float32(1.0)
+    tokens, prompt_len = _blank_prompts(config.max_len, batch)
 
     def call(key, use_masks=True, stop_pos=None, min_slots=min_slots):
-        return sampler(params, tables, tokens, prompt_len, key, temperature,
-                               jnp.int32(config.max_len if stop_pos is None else stop_pos),
-                               config=config, use_masks=use_masks, block_size=block_size,
-                               min_slots=min_slots)
+        options = SamplerOptions(block_size=block_size, min_slots=min_slots,
+                                 use_masks=use_masks, stop_pos=stop_pos)
+        return sampler(params, tables, tokens, prompt_len, key, UNTEMPERED, config=config,
+                       options=options)
 
     start = time.perf_counter()
     jax.block_until_ready(call(jax.random.PRNGKey(seed)))
@@ -360,8 +195,8 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     costs = model_costs(config, params)
 
     def roofline(shared_by=None):
-        return sum(generated) / sum(roofline_time(costs, r.completion_mask, flops_per_s, bytes_per_s,
-                                               shared_by) for r in rollouts)
+        return sum(generated) / sum(roofline_time(costs, r.completion_mask, flops_per_s,
+                                                  bytes_per_s, shared_by) for r in rollouts)
 
     roof, roof_full_batch = roofline(), roofline(batch)
     tokens_per_s = sum(generated) / best_s
@@ -434,10 +269,10 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     return out
 
 
-ABLATION = {  # name -> sample_tokens options; each variant samples the very same theories
-    "full_window_no_compaction": lambda c: dict(block_size=c.max_len, min_slots=None),
-    "windows_no_compaction": lambda c: dict(min_slots=None),
-    "windows_and_compaction": lambda c: dict(),
+ABLATION = {  # name -> sampler options; each variant samples the very same theories
+    "full_window_no_compaction": lambda c: SamplerOptions(block_size=c.max_len, min_slots=None),
+    "windows_no_compaction": lambda c: SamplerOptions(min_slots=None),
+    "windows_and_compaction": lambda c: SamplerOptions(),
 }
 
 
@@ -448,9 +283,9 @@ def run_ablation(preset: str = "cpu_default", batch: int = 64, repeats: int = 3,
     config = getattr(M.ModelConfig, preset)()
     params = M.init_params(config, jax.random.PRNGKey(seed))
     tables = automaton.load_tables()
-    tokens, prompt_len = (jnp.asarray(a) for a in S.make_prompts(None, config.max_len, batch))
-    calls = {name: (lambda key, kw=options(config): S.sample_tokens(
-        params, tables, tokens, prompt_len, key, jnp.float32(1.0), config=config, **kw))
+    tokens, prompt_len = _blank_prompts(config.max_len, batch)
+    calls = {name: (lambda key, options=options(config): S.sample_tokens(
+        params, tables, tokens, prompt_len, key, UNTEMPERED, config=config, options=options))
         for name, options in ABLATION.items()}
     for call in calls.values():
         jax.block_until_ready(call(jax.random.PRNGKey(seed)))
@@ -497,5 +332,5 @@ def run_parts(batches: tuple[int, ...] = (4, 32, 64), steps: int = 50,
         for name, piece in (("mask", mask), ("automaton_step", grammar_step), ("draw", draw)):
             loop = jax.jit(lambda piece=piece: jax.lax.fori_loop(
                 0, steps, lambda i, acc: acc + piece(i).astype(jnp.int32), jnp.int32(0)))
-            out[f"{name}_us_batch_{b}"] = _best_time(loop) / steps * 1e6
+            out[f"{name}_us_batch_{b}"] = best_time(loop) / steps * 1e6
     return out

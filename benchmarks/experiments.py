@@ -5,7 +5,8 @@ compares the policy with the random policy on fresh evaluation samples.
 `pretrain_comparison` runs GRPO from a pretrained checkpoint and from random
 initialisation with the same config and seed, and counts the steps each
 needs to reach the random-init run's final success rate and final mean
-reward (trailing 5-step means), and a ladder of success-rate thresholds.
+reward (trailing 5-step means), and a ladder of success-rate thresholds;
+`pretrain_check` pretrains first.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import train as T
-from .config import Config
-from .metrics import read_metrics
-from .plotting import plot_curves
+from theorygrpo_jax import train as T
+from theorygrpo_jax.config import Config
+from theorygrpo_jax.metrics import read_metrics
+from theorygrpo_jax.plotting import plot_curves
 
 
 def learn_check(config: Config, out_dir: str | Path, eval_episodes: int = 512,
@@ -28,10 +29,10 @@ def learn_check(config: Config, out_dir: str | Path, eval_episodes: int = 512,
     """Random policy vs trained policy on fresh samples; curves plotted to out_dir/learn_check.png."""
     out = Path(out_dir)
     t0 = time.perf_counter()
-    before = T.evaluate(T.setup_run(config), eval_episodes, seed=777)
+    before = T.evaluate(T.init_state(config).params, config, eval_episodes, seed=777)
     log(f"random policy: mean reward {before['mean_reward']:.3f}, success {before['success_rate']:.1%}")
-    run, _ = T.train(config, out / "run", log=log)
-    after = T.evaluate(run, eval_episodes, seed=777)
+    state, _ = T.train(config, out / "run", log=log)
+    after = T.evaluate(state.params, config, eval_episodes, seed=777)
     minutes = (time.perf_counter() - t0) / 60
     log(f"trained policy: mean reward {after['mean_reward']:.3f}, success {after['success_rate']:.1%} "
         f"({minutes:.1f} min in all)")
@@ -95,3 +96,19 @@ def pretrain_comparison(config: Config, checkpoint: str | Path, out_dir: str | P
                     out / f"pretrain_vs_random_{key}.png", "GRPO from pretrained vs random init", label)
     (out / "pretrain_comparison.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def pretrain_check(config: Config, out_dir: str | Path, pretrain_config: Config | None = None,
+                   checkpoint: str | Path | None = None,
+                   log: Callable[[str], None] = print) -> dict:
+    """Pretrain with `pretrain_config` into out_dir/pretrain (unless a `checkpoint` is given),
+    then `pretrain_comparison` from it."""
+    out = Path(out_dir)
+    if checkpoint is None:
+        if pretrain_config is None:
+            raise ValueError("give a pretraining config or a pretrained checkpoint")
+        from theorygrpo_jax.pretrain import pretrain
+
+        pretrain(pretrain_config, out / "pretrain", log=log, progress=False)
+        checkpoint = out / "pretrain"
+    return pretrain_comparison(config, checkpoint, out, log=log)

@@ -1,6 +1,6 @@
 """Helpers of the benchmark experiments."""
 
-from theorygrpo_jax.experiments import steps_to_reach
+from benchmarks.experiments import steps_to_reach
 
 
 def test_steps_to_reach_uses_trailing_means():

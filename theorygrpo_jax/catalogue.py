@@ -1,0 +1,169 @@
+"""List and merge the discovery catalogues of several runs.
+
+    python scripts/catalogue.py RUN_DIR... [--chiral] [--sm-charged]
+        [--sort first|count|reward|fields] [--markdown|--csv|--json] [--limit N]
+
+Each RUN_DIR's `discoveries.jsonl` is read (`discoveries.load_catalogue`); the
+same physics model found by several runs is one row (`merge`). The default
+output is an aligned table (id, run, first step, count, reward, class, added
+fields); --markdown gives the same as a Markdown table, --csv one row per model
+with the class flags as columns, --json the merged entries. Bad input (not a
+run directory, no catalogue, an unreadable file) is one line
+`error: <path>: ...` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .cli import fail, user_errors
+from .discoveries import reward_of, added_label, class_label, key_of_json, load_catalogue
+
+SORTS = ("first", "count", "reward", "fields")
+COLUMNS = ("id", "run", "first step", "count", "reward", "class", "added fields")
+CSV_COLUMNS = ("run", "id", "first_step", "count", "best_run", "best_step", "total_reward",
+               "class", "added_fields", "added_fermions", "adds_sm_charged", "vector_like",
+               "chiral", "sm_generations", "added", "dark_charges", "dark_set", "hash", "runs")
+
+
+def merge(catalogues: Iterable[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """One entry per physics model over (run name, entries) pairs, by earliest first step.
+
+    The entry where the model was found first (lowest first_step; ties: the run listed
+    first, then the lower id) gives `run`, `id`, `first_step`, `key`, `added`, `class`
+    and the dark charges; `count` is summed over runs; the best instance (highest
+    total_reward; ties keep the earlier run and step) gives `best_run`, `best_step`,
+    `scores`, `tokens`; `runs` lists {run, id, first_step, count} per run."""
+    found: dict[tuple, list[tuple[int, str, dict[str, Any]]]] = {}
+    for order, (run, entries) in enumerate(catalogues):
+        for entry in entries:
+            found.setdefault(key_of_json(entry["key"]), []).append((order, run, entry))
+    merged = []
+    for group in found.values():
+        order, run, first = min(group, key=lambda g: (g[2]["first_step"], g[0], g[2]["id"]))
+        best_order, best_run, best = max(
+            group, key=lambda g: (reward_of(g[2]["scores"]), -g[0], -g[2]["best_step"]))
+        merged.append({
+            "run": run, "id": first["id"], "first_step": first["first_step"],
+            "count": sum(g[2]["count"] for g in group),
+            "best_run": best_run, "best_step": best["best_step"], "scores": best["scores"],
+            "tokens": best["tokens"], "key": first["key"], "added": first["added"],
+            "class": first["class"], "dark_charges": first["dark_charges"],
+            "dark_set": first["dark_set"],
+            "runs": [{"run": r, "id": e["id"], "first_step": e["first_step"], "count": e["count"]}
+                     for _, r, e in sorted(group, key=lambda g: g[0])],
+            "_order": (first["first_step"], order, first["id"]),
+        })
+    merged.sort(key=lambda e: e["_order"])
+    for e in merged:
+        del e["_order"]
+    return merged
+
+
+def sort_entries(entries: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
+    """Entries (as `merge` orders them: first found first) sorted by `by`: first, count
+    (most first), reward (best first) or fields (fewest added fields first); stable."""
+    if by not in SORTS:
+        raise ValueError(f"--sort {by!r}: expected one of {', '.join(SORTS)}")
+    key = {"first": lambda e: 0, "count": lambda e: -e["count"],
+           "reward": lambda e: -reward_of(e["scores"]),
+           "fields": lambda e: e["class"]["added_fields"]}[by]
+    return sorted(entries, key=key)
+
+
+def _reward_text(entry: dict[str, Any]) -> str:
+    value = entry["scores"].get("total_reward")
+    return f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value)
+
+
+def _row(entry: dict[str, Any]) -> list[str]:
+    return [f"{entry['id']:05d}", entry["run"], str(entry["first_step"]), str(entry["count"]),
+            _reward_text(entry), class_label(entry), added_label(entry)]
+
+
+def format_table(entries: list[dict[str, Any]]) -> str:
+    """Aligned columns; the last (added fields) is not padded."""
+    rows = [list(COLUMNS)] + [_row(e) for e in entries]
+    widths = [max(len(r[k]) for r in rows) for k in range(len(COLUMNS) - 1)]
+    return "\n".join("  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]) for r in rows)
+
+
+def format_markdown(entries: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for e in entries:
+        row = _row(e)
+        row[-1] = " + ".join(f"`{label}`" for label in e["added"]) or "(nothing added)"
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(entries: list[dict[str, Any]], out) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    space = lambda xs: "" if xs is None else " ".join(map(str, xs))   # noqa: E731
+    for e in entries:
+        cls = e["class"]
+        writer.writerow([e["run"], e["id"], e["first_step"], e["count"], e["best_run"], e["best_step"],
+                         e["scores"].get("total_reward", ""), class_label(e), cls["added_fields"],
+                         cls["added_fermions"], cls["adds_sm_charged"], cls["vector_like"],
+                         cls["chiral"], cls["sm_generations"], " + ".join(e["added"]),
+                         space(e["dark_charges"]), space(e["dark_set"]), e["key"]["hash"],
+                         " ".join(f"{r['run']}#{r['id']}" for r in e["runs"])])
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="catalogue.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories to list and merge")
+    p.add_argument("--chiral", action="store_true", help="only models whose added fermions are chiral")
+    p.add_argument("--sm-charged", action="store_true", help="only models adding SM-charged fields")
+    p.add_argument("--sort", choices=SORTS, default="first",
+                   help="first found (default), count, reward (best first), fields (fewest first)")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--markdown", action="store_true", help="a Markdown table")
+    form.add_argument("--csv", action="store_true", help="CSV, one row per model")
+    form.add_argument("--json", action="store_true", help="the merged entries as one JSON list")
+    p.add_argument("--limit", type=int, metavar="N", help="show at most N models")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with user_errors():
+        if args.limit is not None and args.limit < 1:
+            fail(f"--limit {args.limit}: expected a positive number")
+        seen: dict[Path, str] = {}
+        catalogues = []
+        for raw in args.run_dirs:
+            run = os.path.normpath(raw)
+            resolved = Path(run).resolve()
+            if resolved in seen:
+                fail(f"{raw}: given twice (also as {seen[resolved]})")
+            seen[resolved] = raw
+            catalogues.append((run, load_catalogue(run)))
+        entries = merge(catalogues)
+        total = len(entries)
+        if args.chiral:
+            entries = [e for e in entries if e["class"]["chiral"]]
+        if args.sm_charged:
+            entries = [e for e in entries if e["class"]["adds_sm_charged"]]
+        entries = sort_entries(entries, args.sort)[:args.limit]
+        if args.json:
+            print(json.dumps(entries, indent=1))
+        elif args.csv:
+            write_csv(entries, sys.stdout)
+        elif args.markdown:
+            print(format_markdown(entries))
+        else:
+            print(format_table(entries))
+            print(f"{len(entries)} of {total} models from {len(catalogues)} run(s)")
+    return 0
+
+
+__all__ = ["merge", "sort_entries", "format_table", "format_markdown", "write_csv", "main"]

@@ -1,0 +1,79 @@
+"""Rewards that pay for discovery: a count-based novelty bonus on the physics model, and
+bonuses for adding Standard-Model-charged or chiral matter to the prompt.
+
+Without them the optimum of every task is "add nothing": the bare prompt is anomaly free and
+has no exotic to make heavy, so a policy learns to write it with ever new Yukawa mass tokens.
+Here a successful theory (anomaly free, every term invariant, every charged exotic heavy)
+earns, on top of its reward:
+
+    novelty_reward    = novelty_weight / sqrt(1 + n)   n: successful theories of the same model
+                                                      found earlier in this run
+    sm_charged_reward = sm_charged_weight  if its added fields carry hypercharge, SU(2) or colour
+    chiral_reward     = chiral_weight      if its added fermions are chiral
+
+"Model" is `physics.identity`'s physics identity (gauge group and field content; terms, masses
+and field order ignored). The counts live in the TrainState as a fixed-size table indexed by
+the model key's hash (`NoveltyTable`), so the bonus stays jitted and vmapped, is checkpointed
+with the state and resumes exactly. Two models whose hashes share a bucket share a count; with
+the default 2^16 buckets and a few thousand models found, that is rare and only lowers a bonus.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from .config import DiscoveryConfig
+from .physics import identity
+from .physics.record import parse_record
+
+
+@struct.dataclass
+class NoveltyTable:
+    """Successful theories found so far, per bucket of the model key's hash."""
+    counts: jax.Array   # [S] int32
+
+
+def init_novelty(config: DiscoveryConfig) -> NoveltyTable:
+    """An empty table; one bucket when the novelty bonus is off (nothing allocated for it)."""
+    size = config.table_size if config.novelty_weight > 0 else 1
+    return NoveltyTable(counts=jnp.zeros((size,), jnp.int32))
+
+
+def model_features(tokens: jax.Array, prompt: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One theory tokens [L] against its prompt [W] (PAD after it): (hash [] uint32 of its
+    model key, adds SM-charged matter [] bool, chiral [] bool)."""
+    key = identity.model_key(parse_record(tokens))
+    cls = identity.model_class(key, identity.model_key_of_tokens(prompt), True)
+    return identity.key_hash(key), cls.adds_sm_charged, cls.chiral
+
+
+def discovery_rewards(tokens: jax.Array, prompts: jax.Array, success: jax.Array,
+                      table: NoveltyTable,
+                      config: DiscoveryConfig) -> tuple[dict[str, jax.Array], NoveltyTable]:
+    """The discovery bonuses of a batch, and the table with its successes counted.
+
+    tokens [B, L] sampled theories, prompts [B, W] their prompts, success [B] bool.
+    Returns ({"novelty_reward", "sm_charged_reward", "chiral_reward"}: each [B] float32,
+    zero for unsuccessful rows; new table). Rows of one model in the same batch all see the
+    count from before the batch.
+    """
+    hashes, charged, chiral = jax.vmap(model_features, in_axes=(0, 0))(tokens, prompts)
+    size = table.counts.shape[0]
+    bucket = (hashes % jnp.uint32(size)).astype(jnp.int32)
+    seen = table.counts[bucket].astype(jnp.float32)
+    ok = success.astype(jnp.float32)
+    bonus = {"novelty_reward": ok * config.novelty_weight / jnp.sqrt(1.0 + seen),
+             "sm_charged_reward": ok * charged * config.sm_charged_weight,
+             "chiral_reward": ok * chiral * config.chiral_weight}
+    counts = table.counts
+    if config.novelty_weight > 0:
+        counts = counts.at[bucket].add(success.astype(jnp.int32))
+    return ({k: v.astype(jnp.float32) for k, v in bonus.items()},
+            NoveltyTable(counts=counts))
+
+
+def total_bonus(bonus: dict[str, jax.Array]) -> jax.Array:
+    """[B] the sum of the discovery bonuses."""
+    return bonus["novelty_reward"] + bonus["sm_charged_reward"] + bonus["chiral_reward"]
