@@ -6,7 +6,11 @@ Three arms run one after the other, each for `minutes` of wall time (compilation
 and each into its own folder of `out_dir`:
 
 - "grpo":      `train.train` with train.max_minutes = minutes (train.num_episodes lifted, so
-               the clock is the limit), into out_dir/grpo;
+               the clock is the limit), into out_dir/grpo. Its periodic bookkeeping is off
+               (save_interval and log_interval beyond the run, no TensorBoard, no progress
+               bar; the last step still logs, saves and plots): an orbax checkpoint and the
+               plots cost more than a small model's step, and the arm's clock is meant to
+               measure sampling and learning, as the other arms' measures sampling;
 - "untrained": the config's freshly initialised policy (`train.init_state(config).params`)
                sampling batches of grpo.batch_size rows of the task's prompts at the config's
                temperature and top_k, never updated;
@@ -18,8 +22,10 @@ Every arm is judged by the same code: `reward.score_batch(tokens, config.reward)
 (1, 2, ...). The sampling arms always run at least one batch, so the first batch's compile
 is in every arm's time.
 
-Curves of finds against wall time. The sampling arms record (seconds since the arm
-started, catalogue summary) after every batch. GRPO's steps are timed inside `train`: a
+Curves of finds against wall time (exact step functions): the sampling arms record
+(seconds since the arm started, batch, catalogue summary) after every batch that found a new
+model, and after the last; their clocks include building the draw (the untrained arm's
+parameter initialisation). GRPO's steps are timed inside `train`: a
 step's wall time is `train`'s setup (until its first log line) plus the `step_seconds` of
 the steps up to it (metrics.jsonl) plus, spread evenly over the steps, the host time
 outside them (catalogue, metrics, checkpoints, plots: the arm's wall time minus setup and
@@ -27,7 +33,7 @@ steps); its finds at step s are the catalogue's entries with first_step <= s.
 
 Result (also written to out_dir/discovery_check.json; the figure to
 out_dir/discovery_vs_time.png), per arm: samples (theories generated), batches, seconds,
-first_batch_seconds and compile_seconds (first batch minus the median batch; None with a
+setup_seconds (before the first batch), first_batch_seconds and compile_seconds (first batch minus the median batch; None with a
 single batch), models, sm_charged, chiral, vector_like, dark_sets {n: distinct chiral
 anomaly-free dark charge sets of n charges}, instances, per_minute rates, for the dark_u1
 task coverage {n: total, found, fraction, outside} of `enumerate_chiral_sets(n, 18)` for
@@ -76,6 +82,8 @@ PLOT_FILE = "discovery_vs_time.png"
 Draw = Callable[[int, np.ndarray, np.ndarray], jax.Array]
 RESULT_FILE = "discovery_check.json"
 ARM_LABELS = {"grpo": "GRPO policy", "untrained": "untrained policy", "walker": "random walker"}
+# Lines that lie on each other (arms that found nothing) stay told apart.
+LINE_STYLES = {"grpo": "-", "untrained": "--", "walker": ":"}
 RATIO_TARGET = 100   # the field's benchmark: an RL agent finding O(100x) a random walker's rate
 
 
@@ -197,7 +205,9 @@ def grpo_arm(config: Config, run_dir: Path, minutes: float,
     """`train.train` for `minutes` of wall time into run_dir, its finds timed by step (see
     the module docstring)."""
     config = dataclasses.replace(config, train=dataclasses.replace(
-        config.train, max_minutes=float(minutes), num_episodes=UNLIMITED_STEPS))
+        config.train, max_minutes=float(minutes), num_episodes=UNLIMITED_STEPS,
+        save_interval=UNLIMITED_STEPS, log_interval=UNLIMITED_STEPS, tensorboard=False,
+        progress_bar=False))
     _fresh_dir(run_dir)
     start = time.perf_counter()
     setup: list[float] = []
@@ -299,6 +309,7 @@ def plot_discoveries(arms: dict[str, dict[str, Any]], path: Path, title: str,
         for name, arm in arms.items():
             t = np.asarray(arm["curve"]["seconds"]) / scale
             ax.plot(t, arm["curve"][key], drawstyle="steps-post", linewidth=1.8,
+                    linestyle=LINE_STYLES.get(name, "-"),
                     label=f"{name} ({arm[key] if key != 'dark_sets' else sum(arm['dark_sets'].values())})")
         ax.set_title(label)
         ax.set_xlabel(f"wall time ({unit}, compilation included)")
@@ -310,7 +321,7 @@ def plot_discoveries(arms: dict[str, dict[str, Any]], path: Path, title: str,
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(-0.03 * max(top, 1), 1.08 * max(top, 1))
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper left", title="arm (final count)")
+        ax.legend(loc="best", title="arm (final count)")
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

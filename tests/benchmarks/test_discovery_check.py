@@ -14,7 +14,7 @@ from scipy import stats
 
 from benchmarks.discovery_check import (ARMS, COUNTS, PLOT_FILE, RESULT_FILE, discovery_check,
                                         ratios, summary_of)
-from benchmarks.walker import walk_tokens
+from benchmarks.walker import uniform_allowed, walk_tokens
 from theorygrpo_jax import tasks
 from theorygrpo_jax.config import load_config
 from theorygrpo_jax.discoveries import DiscoveryCatalogue
@@ -46,6 +46,23 @@ def _walk(prompts: list[list[str]], max_len: int, seed: int) -> list[list[str]]:
     tokens, lengths = _pack(prompts)
     return _rows(np.asarray(walk_tokens(automaton.load_tables(), tokens, lengths,
                                         jax.random.PRNGKey(seed), max_len=max_len)))
+
+
+def test_uniform_allowed_against_a_plain_python_reference():
+    # Thousands of random masks (some with a single allowed token) and uniforms, the edges
+    # u = 0 and u just below 1 among them: the k-th allowed column, k = floor(u x count).
+    rng = np.random.default_rng(4)
+    n, v = 4000, V.VOCAB_SIZE
+    density = rng.choice([0.01, 0.1, 0.5, 0.95], size=(n, 1))
+    allowed = rng.random((n, v)) < density
+    allowed[np.arange(n), rng.integers(0, v, n)] = True      # at least one allowed token
+    u = rng.random(n).astype(np.float32)
+    u[:50], u[50:100] = 0.0, np.nextafter(np.float32(1), np.float32(0))
+    got = np.asarray(uniform_allowed(u, allowed))
+    for i in range(n):
+        columns = np.flatnonzero(allowed[i]).tolist()
+        k = min(int(np.float32(u[i]) * np.float32(len(columns))), len(columns) - 1)
+        assert got[i] == columns[k], i
 
 
 def test_walker_writes_valid_theories_that_continue_their_prompts():
