@@ -34,6 +34,8 @@ hash seeds and of numpy). Each theory is built as follows.
    second U1; other slots trivial): SU5 g x (5b + 10); SU4 A2 or Adj; SU3
    S2 + 7 x 3b or Adj; SU2 an even number of doublets or a triplet; U(1) the
    five Weyl charges (1, 5, -7, -8, 9) (or twice them).
+   With probability EXTRA_GENERATION_P an SM base also gets a whole extra generation
+   (sequential or mirror) as new gen_1 fields with Yukawas to the Higgs (`_add_extra_generation`).
 3. Vector-like pairs: an L and an R fermion with identical quantum numbers
    (anomaly free by construction) - an SM-like template (Q, u, d, L, e and
    exotic ones such as a Y = -3/2 doublet or Y = 0, 1 SU(2) triplets) or random allowed
@@ -488,6 +490,47 @@ def _add_chiral_block(rng: random.Random, th: _Theory, bud: _Budget) -> bool:
     return True
 
 
+EXTRA_GENERATION_P = 0.2  # share of SM bases that get a whole extra generation as new fields
+
+
+def _add_extra_generation(rng: random.Random, th: _Theory, max_len: int) -> bool:
+    """A sequential (or, a third of the time, mirror) extra generation written as new gen_1
+    fields beside the SM's: Q', u', d', L', e' (+ nu' at times), each heavy through a Yukawa
+    with the Higgs (<= the 617 GeV cap). A whole generation is anomaly free and chiral, the
+    one chiral extension an SM-prompted policy can write on the SM's own group, so the corpus
+    shows it in the form that prompt needs. Optional base terms (the SM Yukawas, SMASS,
+    QUARTIC) are dropped to make room; False (nothing added) if it still does not fit."""
+    y, w, c = th.first("U1"), th.first("SU2"), th.first("SU3")
+    higgs = [i for i, f in enumerate(th.fields) if f.kind == "S" and f.vev and higgs_like(th, f)]
+    if not higgs or None in (y, w, c):
+        return False
+    mirror = rng.random() < 1 / 3
+    names = ["Q", "u", "d", "L", "e"] + (["nu"] if rng.random() < 0.3 else [])
+    fields = {}
+    for name, chir, ny, _, rw, rc in SM_FIELDS:
+        if name in names:
+            slots = th.blank()
+            slots[y], slots[w], slots[c] = ny, rw, rc
+            fields[name] = _Field({"L": "R", "R": "L"}[chir] if mirror else chir, slots)
+    pairs = [("up", "Q", "u"), ("down", "Q", "d"), ("lepton", "L", "e")]
+    if "nu" in fields:
+        pairs.append(("nu", "L", "nu"))
+    extra = len(fields) * field_len(th) + len(pairs) * term_len("YUKAWA", 1)
+    while th.length() + extra > max_len and any(t.optional for t in th.terms):
+        del th.terms[max(i for i, t in enumerate(th.terms) if t.optional)]
+    if (th.length() + extra > max_len or len(th.fields) + len(fields) > V.MAX_FIELDS
+            or len(th.terms) + len(pairs) > V.MAX_TERMS):
+        return False
+    index = {name: th.add(f) for name, f in fields.items()}
+    for sector, doublet, singlet in pairs:
+        l, r = (singlet, doublet) if mirror else (doublet, singlet)
+        h = th.fields[higgs[0]]
+        if yukawa_invariant(th, h, th.fields[index[l]], th.fields[index[r]]):
+            th.terms.append(_Term("YUKAWA", [higgs[0], index[l], index[r]],
+                                  [_pick(rng, FOURTH_GEN[sector])], optional=False))
+    return True
+
+
 def _add_vectorlike(rng: random.Random, th: _Theory, bud: _Budget, light: bool = False,
                     massless: bool = False) -> bool:
     slots = _random_slots(rng, th)
@@ -664,6 +707,8 @@ def _one(rng: random.Random, max_len: int, imperfect: bool, small: bool) -> _The
             del th.terms[j]
     if th.length() > max_len and th.fields:
         return None
+    if kind in ("sm", "sm_u1prime") and rng.random() < EXTRA_GENERATION_P:
+        _add_extra_generation(rng, th, max_len)
     bud = _Budget(th, max_len)
     if rng.random() < (0.5 if kind == "random" else 0.2):
         _add_chiral_block(rng, th, bud)

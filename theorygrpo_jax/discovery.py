@@ -7,7 +7,10 @@ Here a successful theory (anomaly free, every term invariant, every charged exot
 earns, on top of its reward:
 
     novelty_reward    = novelty_weight / sqrt(1 + n)   n: successful theories of the same model
-                                                      found earlier in this run
+                                                      found earlier in this run; by default only
+                                                      for models adding SM-charged or chiral
+                                                      matter (novelty_scope), scaled by
+                                                      scalar_only_factor when it adds no fermion
     sm_charged_reward = sm_charged_weight  if its added fields carry hypercharge, SU(2) or colour
     chiral_reward     = chiral_weight      if its added fermions are chiral
 
@@ -41,12 +44,12 @@ def init_novelty(config: DiscoveryConfig) -> NoveltyTable:
     return NoveltyTable(counts=jnp.zeros((size,), jnp.int32))
 
 
-def model_features(tokens: jax.Array, prompt: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def model_features(tokens: jax.Array, prompt: jax.Array) -> tuple[jax.Array, ...]:
     """One theory tokens [L] against its prompt [W] (PAD after it): (hash [] uint32 of its
-    model key, adds SM-charged matter [] bool, chiral [] bool)."""
+    model key, adds SM-charged matter [] bool, chiral [] bool, adds fermions [] bool)."""
     key = identity.model_key(parse_record(tokens))
     cls = identity.model_class(key, identity.model_key_of_tokens(prompt), True)
-    return identity.key_hash(key), cls.adds_sm_charged, cls.chiral
+    return identity.key_hash(key), cls.adds_sm_charged, cls.chiral, cls.added_fermions > 0
 
 
 def discovery_rewards(tokens: jax.Array, prompts: jax.Array, success: jax.Array,
@@ -59,17 +62,23 @@ def discovery_rewards(tokens: jax.Array, prompts: jax.Array, success: jax.Array,
     zero for unsuccessful rows; new table). Rows of one model in the same batch all see the
     count from before the batch.
     """
-    hashes, charged, chiral = jax.vmap(model_features, in_axes=(0, 0))(tokens, prompts)
+    hashes, charged, chiral, fermions = jax.vmap(model_features, in_axes=(0, 0))(tokens, prompts)
     size = table.counts.shape[0]
     bucket = (hashes % jnp.uint32(size)).astype(jnp.int32)
     seen = table.counts[bucket].astype(jnp.float32)
     ok = success.astype(jnp.float32)
-    bonus = {"novelty_reward": ok * config.novelty_weight / jnp.sqrt(1.0 + seen),
+    # A first run paid novelty for any model and learnt to add n copies of a singlet scalar:
+    # n "new" models a physicist would not count. By default only real extensions count.
+    novel = success & (charged | chiral) if config.novelty_scope == "charged_or_chiral" else success
+    # A second run then farmed heavy scalars of every quantum number (8 500 models, 13 with
+    # fermions): scalar-only models earn a fraction of the novelty.
+    weight = config.novelty_weight * jnp.where(fermions, 1.0, config.scalar_only_factor)
+    bonus = {"novelty_reward": novel * weight / jnp.sqrt(1.0 + seen),
              "sm_charged_reward": ok * charged * config.sm_charged_weight,
              "chiral_reward": ok * chiral * config.chiral_weight}
     counts = table.counts
     if config.novelty_weight > 0:
-        counts = counts.at[bucket].add(success.astype(jnp.int32))
+        counts = counts.at[bucket].add(novel.astype(jnp.int32))
     return ({k: v.astype(jnp.float32) for k, v in bonus.items()},
             NoveltyTable(counts=counts))
 
