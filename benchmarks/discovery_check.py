@@ -70,7 +70,7 @@ from theorygrpo_jax.physics.u1_charges import coverage
 from theorygrpo_jax.policy import PolicySpec
 from theorygrpo_jax.reward import score_batch
 
-ARMS = ("grpo", "untrained", "walker")
+ARMS = ("grpo", "untrained", "walker", "pretrained")   # "pretrained" only with a checkpoint
 COUNTS = ("models", "sm_charged", "chiral", "vector_like")   # distinct models of each class
 COVERAGE_N = (5, 6, 7)
 COVERAGE_ZMAX = 18
@@ -81,9 +81,10 @@ PLOT_FILE = "discovery_vs_time.png"
 # -> tokens [B, L] int32.
 Draw = Callable[[int, np.ndarray, np.ndarray], jax.Array]
 RESULT_FILE = "discovery_check.json"
-ARM_LABELS = {"grpo": "GRPO policy", "untrained": "untrained policy", "walker": "random walker"}
+ARM_LABELS = {"grpo": "GRPO policy", "untrained": "untrained policy", "walker": "random walker",
+              "pretrained": "pretrained policy, no RL"}
 # Lines that lie on each other (arms that found nothing) stay told apart.
-LINE_STYLES = {"grpo": "-", "untrained": "--", "walker": ":"}
+LINE_STYLES = {"grpo": "-", "untrained": "--", "walker": ":", "pretrained": "-."}
 RATIO_TARGET = 100   # the field's benchmark: an RL agent finding O(100x) a random walker's rate
 
 
@@ -174,10 +175,10 @@ def sampling_arm(name: str, config: Config, run_dir: Path, minutes: float,
     return run
 
 
-def untrained_draw(config: Config) -> Draw:
-    """The freshly initialised policy as a `sampling_arm` draw (the config's temperature,
-    top_k and model; a key per batch)."""
-    params = T.init_state(config).params
+def untrained_draw(config: Config, checkpoint: str | None = None) -> Draw:
+    """The freshly initialised policy (or, with `checkpoint`, that policy's parameters) as a
+    `sampling_arm` draw (the config's temperature, top_k and model; a key per batch)."""
+    params = T.initial_state(config, checkpoint=checkpoint).params
     tables = automaton.load_tables()
     policy = PolicySpec.from_config(config.grpo)
     policy = policy.replace(temperature=jnp.asarray(policy.temperature, jnp.float32))
@@ -201,7 +202,7 @@ def walker_draw(config: Config) -> Draw:
 
 
 def grpo_arm(config: Config, run_dir: Path, minutes: float,
-             log: Callable[[str], None] = print) -> ArmRun:
+             log: Callable[[str], None] = print, checkpoint: str | None = None) -> ArmRun:
     """`train.train` for `minutes` of wall time into run_dir, its finds timed by step (see
     the module docstring)."""
     config = dataclasses.replace(config, train=dataclasses.replace(
@@ -217,7 +218,7 @@ def grpo_arm(config: Config, run_dir: Path, minutes: float,
             setup.append(time.perf_counter() - start)
         log(message)
 
-    T.train(config, run_dir, log=timed_log)
+    T.train(config, run_dir, checkpoint=checkpoint, log=timed_log)
     run = ArmRun("grpo", run_dir, config.grpo.batch_size, seconds=time.perf_counter() - start)
     records = read_metrics(run_dir / "metrics.jsonl")
     run.batch_seconds = [float(r["step_seconds"]) for r in records]
@@ -278,7 +279,7 @@ def ratios(arms: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
     grpo = arms["grpo"]
     for count in ("chiral", "models"):
         rates = out.setdefault(f"{count}_per_minute", {})
-        for other in ("walker", "untrained"):
+        for other in [a for a in ("walker", "untrained", "pretrained") if a in arms]:
             theirs = arms[other]
             key = f"grpo/{other}"
             if theirs[count]:
@@ -331,11 +332,14 @@ def plot_discoveries(arms: dict[str, dict[str, Any]], path: Path, title: str,
 
 
 def discovery_check(config: Config, minutes: float, out_dir: str | Path,
-                    log: Callable[[str], None] = print, name: str | None = None) -> dict[str, Any]:
+                    log: Callable[[str], None] = print, name: str | None = None,
+                    checkpoint: str | None = None) -> dict[str, Any]:
     """Run the three arms for `minutes` each into out_dir/<arm>; returns the result (see the
     module docstring), also written to out_dir/discovery_check.json, and draws
     out_dir/discovery_vs_time.png. `name`: the config's name for the title (default: the
-    task). ValueError for minutes <= 0 or an arm folder that already holds a run."""
+    task). `checkpoint`: GRPO starts from this pretrained policy, and a fourth arm samples
+    that policy without updates (what RL adds over pretraining). ValueError for minutes <= 0
+    or an arm folder that already holds a run."""
     if not (minutes > 0 and np.isfinite(minutes)):
         raise ValueError(f"minutes must be a positive number, got {minutes}")
     out = Path(out_dir)
@@ -345,11 +349,14 @@ def discovery_check(config: Config, minutes: float, out_dir: str | Path,
     task = config.train.task
     log(f"discovery check: {minutes:g} min per arm, {config.grpo.batch_size} theories per batch, "
         f"task {task}, output in {out}")
-    runs = {"grpo": grpo_arm(config, out / "grpo", minutes, log)}
+    runs = {"grpo": grpo_arm(config, out / "grpo", minutes, log, checkpoint)}
     runs["untrained"] = sampling_arm("untrained", config, out / "untrained", minutes,
                                      lambda: untrained_draw(config), log)
     runs["walker"] = sampling_arm("walker", config, out / "walker", minutes,
                                   lambda: walker_draw(config), log)
+    if checkpoint:
+        runs["pretrained"] = sampling_arm("pretrained", config, out / "pretrained", minutes,
+                                          lambda: untrained_draw(config, checkpoint), log)
     arms = {arm: arm_result(run, task) for arm, run in runs.items()}
     rates, notes = ratios(arms)
     title = (f"discoveries against wall time: config {name or task} (task {task}), "

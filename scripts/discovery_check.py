@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="wall time of EACH arm, compilation included")
     parser.add_argument("--out", help="output folder (default: "
                                       "runs/discovery_check-<config>-<timestamp>)")
+    parser.add_argument("--checkpoint", help="start GRPO from this pretrained policy (e.g. "
+                                             "runs/pretrained), and also sample it without RL")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object (without the per-batch curves)")
     args = parser.parse_args(argv)
@@ -86,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         to_stderr = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
         with to_stderr:
             result = discovery_check(config, args.minutes, out, name=name,
-                                     log=lambda m: print(m, flush=True))
+                                     log=lambda m: print(m, flush=True),
+                                     checkpoint=args.checkpoint)
     print(json.dumps(without_curves(result)) if args.json else _table(result))
     return 0
 
