@@ -106,3 +106,31 @@ def test_pure_same_inputs_same_outputs():
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     np.testing.assert_array_equal(table.counts, np.zeros(64, np.int32))   # input not mutated
+
+
+def test_novelty_counts_resume_exactly_and_max_minutes_stops(tmp_path):
+    """The novelty table is part of the TrainState: a run resumed from its step-2 checkpoint
+    ends with the same counts (and the same everything) as an uninterrupted one. And
+    train.max_minutes stops a run cleanly after the step that passes the deadline."""
+    from theorygrpo_jax import train as T
+    from theorygrpo_jax.config import load_config
+    from theorygrpo_jax.resources import packaged_config
+
+    novelty = {"discovery.novelty_weight": 2.0, "discovery.novelty_scope": "any",
+               "discovery.sm_charged_weight": 0.5, "discovery.chiral_weight": 1.0,
+               "discovery.table_size": 256, "train.save_interval": 2}
+    config = load_config(packaged_config("smoke"), {**novelty, "train.num_episodes": 4})
+    straight, _ = T.train(config, tmp_path / "straight", log=lambda _: None)
+    assert int(straight.novelty.counts.sum()) > 0      # the smoke policy finds the bare SM
+    half = load_config(packaged_config("smoke"), {**novelty, "train.num_episodes": 2})
+    T.train(half, tmp_path / "resumed", log=lambda _: None)
+    resumed, _ = T.train(config, tmp_path / "resumed", resume=str(tmp_path / "resumed"),
+                         log=lambda _: None)
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    quick = load_config(packaged_config("smoke"), {**novelty, "train.num_episodes": 50,
+                                                   "train.max_minutes": 1e-6})
+    state, _ = T.train(quick, tmp_path / "quick", log=lambda _: None)
+    assert int(state.step) == 1                         # the deadline passed during step 1
+    assert (tmp_path / "quick" / "checkpoints" / "1").is_dir()   # the last step is saved

@@ -302,7 +302,8 @@ class DiscoveryConfig:
     sm_charged_weight: float = 0.0        # bonus when the added fields carry hypercharge, SU(2) or colour
     chiral_weight: float = 0.0            # bonus when the added fermions are chiral (not all vector-like)
     novelty_scope: str = "charged_or_chiral"  # models the novelty bonus pays for: "charged_or_chiral"
-    #                                       (adding SM-charged or chiral matter) or "any" (also SM-neutral
+    #                                       (adding SM-charged or chiral matter), "chiral" (chiral matter
+    #                                       only: the dark_u1 task's discoveries) or "any" (also SM-neutral
     #                                       scalars and vector-like neutral fermions, which a policy
     #                                       otherwise farms: n copies of a singlet scalar are n "new" models)
     scalar_only_factor: float = 0.2       # novelty of a model that adds only scalars is scaled by this:
@@ -311,8 +312,8 @@ class DiscoveryConfig:
     table_size: int = 65536               # buckets of the novelty counts (by the model key's hash)
 
     def __post_init__(self):
-        _check(self.novelty_scope in ("charged_or_chiral", "any"),
-               f"novelty_scope must be 'charged_or_chiral' or 'any', got {self.novelty_scope!r}")
+        _check(self.novelty_scope in ("charged_or_chiral", "chiral", "any"),
+               f"novelty_scope must be 'charged_or_chiral', 'chiral' or 'any', got {self.novelty_scope!r}")
         for name in ("novelty_weight", "sm_charged_weight", "chiral_weight", "scalar_only_factor"):
             v = getattr(self, name)
             _check(math.isfinite(v) and v >= 0, f"{name} must be a finite number >= 0, got {v}")

@@ -69,7 +69,8 @@ def discovery_rewards(tokens: jax.Array, prompts: jax.Array, success: jax.Array,
     ok = success.astype(jnp.float32)
     # A first run paid novelty for any model and learnt to add n copies of a singlet scalar:
     # n "new" models a physicist would not count. By default only real extensions count.
-    novel = success & (charged | chiral) if config.novelty_scope == "charged_or_chiral" else success
+    novel = {"charged_or_chiral": success & (charged | chiral), "chiral": success & chiral,
+             "any": success}[config.novelty_scope]
     # A second run then farmed heavy scalars of every quantum number (8 500 models, 13 with
     # fermions): scalar-only models earn a fraction of the novelty.
     weight = config.novelty_weight * jnp.where(fermions, 1.0, config.scalar_only_factor)
