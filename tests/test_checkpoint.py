@@ -1,4 +1,5 @@
-"""Checkpointer: round trips, eviction, best_model, path resolution, crash leftovers."""
+"""Checkpointer: round trips, eviction, best_model, path resolution, crash leftovers, corrupt
+checkpoints and the repairs a resume makes."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ import pytest
 from theorygrpo_jax.checkpoint import (
     CheckpointError,
     Checkpointer,
+    CorruptCheckpoint,
     load_checkpoint,
+    load_latest,
     load_params,
+    load_params_latest,
     resolve_checkpoint,
 )
 
@@ -274,3 +278,108 @@ def test_relative_run_directory(tmp_path, monkeypatch):
     assert meta["note"] == "relative"
     np.testing.assert_array_equal(load_params("runs/rel/checkpoints/2", state["params"])["w"],
                                   state["params"]["w"])
+
+
+# ---------------------------------------------------------------------------
+# Crash safety of best_model, corrupt checkpoints and resume repairs (issue 14)
+
+
+def _corrupt(checkpoint: Path) -> None:
+    """Truncate every data file of a checkpoint's state (a torn write)."""
+    for data in (checkpoint / "state" / "d").iterdir():
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+
+
+def test_best_model_is_a_copy_of_the_step_and_survives_its_eviction(tmp_path: Path) -> None:
+    ck = Checkpointer(tmp_path, keep=1)
+    ck.save(1, make_state(1), {"step": 1}, best=True)
+    ck.save(2, make_state(2), {"step": 2})
+    assert ck.all_steps() == [2]
+    state, meta = ck.restore(make_state(0), "best")
+    assert meta == {"step": 1}
+    assert_trees_equal(state, make_state(1))
+
+
+def test_an_interrupted_best_copy_keeps_the_previous_best(tmp_path: Path) -> None:
+    ck = Checkpointer(tmp_path)
+    ck.save(1, make_state(1), {"step": 1}, best=True)
+    ck.save(2, make_state(2), {"step": 2})
+    checkpoints = tmp_path / "checkpoints"
+    # killed while copying step 2 into best_model's replacement: a tmp dir is left
+    shutil.copytree(checkpoints / "2", checkpoints / "best_model.next.orbax-checkpoint-tmp")
+    Checkpointer(tmp_path)
+    assert not (checkpoints / "best_model.next.orbax-checkpoint-tmp").exists()
+    assert load_checkpoint(checkpoints / "best_model", make_state(0))[1] == {"step": 1}
+
+
+def test_repair_best_restores_the_best_step_a_crash_left_behind(tmp_path: Path) -> None:
+    ck = Checkpointer(tmp_path)
+    ck.save(1, make_state(1), {"step": 1}, best=True)
+    ck.save(2, make_state(2), {"step": 2, "best_step": 2})   # killed before its best copy
+    messages = []
+    ck.repair_best(2, warn=messages.append)
+    state, meta = ck.restore(make_state(0), "best")
+    assert meta["step"] == 2 and len(messages) == 1 and "best_model" in messages[0]
+    assert_trees_equal(state, make_state(2))
+    ck.repair_best(2, warn=messages.append)                  # nothing to do now
+    assert len(messages) == 1
+
+
+def test_a_step_swap_cut_between_its_renames_is_finished_before_reading(tmp_path: Path) -> None:
+    ck = Checkpointer(tmp_path)
+    ck.save(1, make_state(1), {"step": 1})
+    ck.save(2, make_state(2), {"step": 2})
+    checkpoints = tmp_path / "checkpoints"
+    # step 2 saved again, killed between the two renames: 2.old and 2.next, no 2
+    shutil.copytree(checkpoints / "2", checkpoints / "2.next")
+    (checkpoints / "2").rename(checkpoints / "2.old")
+    assert resolve_checkpoint(tmp_path) == checkpoints / "1"   # a plain reader would go back
+    Checkpointer(tmp_path)                                     # a resume repairs first
+    assert resolve_checkpoint(tmp_path) == checkpoints / "2"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["1", "2"]
+
+
+def test_load_latest_falls_back_over_a_corrupt_newest_naming_the_file(tmp_path: Path) -> None:
+    ck = Checkpointer(tmp_path)
+    for step in (1, 2, 3):
+        ck.save(step, make_state(step), {"step": step})
+    _corrupt(tmp_path / "checkpoints" / "3")
+    messages = []
+    state, meta, path, skipped = load_latest(tmp_path, make_state(0), warn=messages.append)
+    assert meta == {"step": 2} and path.name == "2" and [p.name for p in skipped] == ["3"]
+    assert_trees_equal(state, make_state(2))
+    assert len(messages) == 1 and "\n" not in messages[0]
+    assert messages[0].startswith(f"warning: {tmp_path / 'checkpoints' / '3' / 'state'}")
+    assert "falling back to step 2" in messages[0]
+    assert_trees_equal(load_params_latest(tmp_path, make_params(0), warn=messages.append),
+                       make_state(2).params)
+    # the corrupt step named explicitly: one line naming it, no fallback
+    with pytest.raises(CorruptCheckpoint) as err:
+        load_checkpoint(tmp_path / "checkpoints" / "3", make_state(0))
+    assert str(err.value).startswith(str(tmp_path / "checkpoints" / "3")) and "\n" not in str(err.value)
+    # garbage metadata is corrupt too
+    (tmp_path / "checkpoints" / "2" / "metadata" / "metadata").write_bytes(b"\x00\xff garbage")
+    with pytest.raises(CorruptCheckpoint, match="metadata"):
+        load_checkpoint(tmp_path / "checkpoints" / "2", make_state(0))
+    assert load_latest(tmp_path, make_state(0), warn=messages.append)[2].name == "1"
+
+
+def test_no_intact_checkpoint_is_one_line(tmp_path: Path) -> None:
+    ck = Checkpointer(tmp_path)
+    ck.save(1, make_state(1), {})
+    _corrupt(tmp_path / "checkpoints" / "1")
+    with pytest.raises(CorruptCheckpoint, match="no intact checkpoint") as err:
+        load_latest(tmp_path, make_state(0), warn=lambda _: None)
+    assert "\n" not in str(err.value)
+
+
+def test_discard_after_sets_corrupt_checkpoints_aside_and_removes_a_discarded_future(
+        tmp_path: Path) -> None:
+    ck = Checkpointer(tmp_path)
+    for step in (1, 2, 3):
+        ck.save(step, make_state(step), {"step": step})
+    checkpoints = tmp_path / "checkpoints"
+    gone = ck.discard_after(1, corrupt=[checkpoints / "3"])
+    assert [p.name for p in gone] == ["2", "3"]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["1", "3.corrupt"]
+    assert ck.all_steps() == [1]

@@ -119,3 +119,82 @@ def test_pretrain_main_runs_two_steps_with_a_packaged_config(tmp_path, capsys):
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2] and (out / "config.yaml").is_file()
     assert "pretraining done" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------
+# One-line errors for what the operating system refuses, and nonsense flags (issue 14)
+
+
+@pytest.mark.parametrize("error,expected,status", [
+    (PermissionError(13, "Permission denied", "/runs/x/metrics.jsonl"),
+     "error: /runs/x/metrics.jsonl: Permission denied\n", 1),
+    (OSError(28, "No space left on device", "/runs/x/checkpoints/3"),
+     "error: /runs/x/checkpoints/3: No space left on device\n", 1),
+    (NotADirectoryError(20, "Not a directory", "/runs/file/x"),
+     "error: /runs/file/x: Not a directory\n", 1),
+    (ValueError("a\nmulti-line\nmessage"), "error: a multi-line message\n", 2),
+])
+def test_user_errors_turn_os_errors_into_one_line(capsys, error, expected, status):
+    with pytest.raises(SystemExit) as e:
+        with cli.user_errors():
+            raise error
+    assert e.value.code == status and capsys.readouterr().err == expected
+
+
+def test_score_piped_into_head_ends_quietly(tmp_path):
+    files = [str(resources.theory_file("sm"))] * 30   # ~100 kB: more than a pipe buffers
+    proc = subprocess.run(f"{sys.executable} -m theorygrpo_jax.score --json {' '.join(files)} | head -c 10",
+                          shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          executable="/bin/bash")
+    assert proc.stdout == '{"file": "' and proc.stderr == ""
+
+
+def test_pretrain_steps_0_is_an_error_not_the_default(capsys, tmp_path):
+    from theorygrpo_jax.pretrain import main
+    with pytest.raises(SystemExit) as e:
+        main(["--config", "smoke", "--steps", "0", "--output_dir", str(tmp_path / "run")])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.endswith(": pretrain: steps must be >= 1, got 0\n")
+    assert not (tmp_path / "run").exists()
+
+
+def test_pretrain_into_a_used_directory_stops(capsys, tmp_path):
+    from theorygrpo_jax.pretrain import main
+    (tmp_path / "metrics.jsonl").write_text("{}\n")
+    with pytest.raises(SystemExit) as e:
+        main(["--config", "smoke", "--steps", "2", "--set", "pretrain.warmup_steps=1",
+              "--output_dir", str(tmp_path)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path}: holds a run already (metrics.jsonl): "
+                                       f"choose another --output_dir, or pass --overwrite to "
+                                       f"replace it\n")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--seed", "-1"], "error: --seed must be in 0..9223372036854775806, got -1\n"),
+    (["--seed", str(2**64)], "error: --seed must be in 0..9223372036854775806, got 18446744073709551616\n"),
+    (["--temperature", "nan"], "error: --temperature must be 0 (greedy) or a finite number >= 0.001, "
+                               "got nan\n"),
+    (["--temperature", "1e-30"], "error: --temperature must be 0 (greedy) or a finite number >= "
+                                 "0.001, got 1e-30\n"),
+])
+def test_sample_rejects_nonsense_flags(capsys, args, message):
+    from theorygrpo_jax.generate import main
+    with pytest.raises(SystemExit) as e:
+        main(["--config", "smoke", "--n", "2", *args])
+    assert e.value.code == 2 and capsys.readouterr().err == message
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"# only a comment\n\n", ":1: empty prompt (no tokens)"),
+    (b"", ":1: empty prompt (no tokens)"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", ": not a prompt file: not UTF-8 text (byte 0)"),
+])
+def test_sample_rejects_prompt_files_without_a_prompt(capsys, tmp_path, content, message):
+    from theorygrpo_jax.generate import main
+    prompt = tmp_path / "p.theory"
+    prompt.write_bytes(content)
+    with pytest.raises(SystemExit) as e:
+        main(["--config", "smoke", "--n", "2", "--prompt", str(prompt)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(f"error: {prompt}{message}") and err.count("\n") == 1

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from theorygrpo_jax.config import Config, ConfigError, config_from_dict, load_config
+from theorygrpo_jax.config import (MAX_CONFIG_BYTES, MIN_TEMPERATURE, Config, ConfigError,
+                                   config_from_dict, load_config)
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -53,3 +54,66 @@ def test_missing_file():
 
 def test_defaults_are_consistent():
     assert Config().reward.max_len == Config().model.max_len
+
+
+# ---------------------------------------------------------------------------
+# Nonsense is an error, not silently accepted (issue 14)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("grpo:\n  learning_rate: .inf\n", ": grpo.learning_rate: expected a finite number, got inf"),
+    ("grpo:\n  learning_rate: .nan\n", ": grpo.learning_rate: expected a finite number, got nan"),
+    ("grpo:\n  kl_coef: -.inf\n", ": grpo.kl_coef: expected a finite number, got -inf"),
+    ("reward:\n  length_alpha: inf\n", ": reward.length_alpha: expected a finite number"),
+    ("replay:\n  min_reward: 1e400\n", ": replay.min_reward: expected a finite number"),
+    ("grpo:\n  temperature: 1.0e-30\n", ": grpo: temperature must be >= 0.001 (MIN_TEMPERATURE)"),
+    ("grpo:\n  top_k: 131\n", ": grpo.top_k (131) is larger than the vocabulary"),
+    ("train:\n  seed: 18446744073709551616\n", ": train: seed must be in 0..9223372036854775806"),
+    ("train:\n  seed: -1\n", ": train: seed must be in 0..9223372036854775806"),
+    ("pretrain:\n  seed: 9223372036854775807\n", ": pretrain: seed must be in 0.."),
+    ("", ": empty config file (no sections)"),
+    ("# comments only\n\n", ": empty config file (no sections)"),
+    ("grpo:\n  group_size: 4\n  group_size: 8\n", ":3: not valid YAML (duplicate key 'group_size' "
+                                                 "(first given on line 2))"),
+    ("grpo:\n  group_size: 4\ngrpo:\n  top_k: 2\n", ":3: not valid YAML (duplicate key 'grpo'"),
+])
+def test_nonsense_is_rejected(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, text))
+    assert str(err.value).startswith(f"{tmp_path / 'bad.yaml'}{message}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_non_finite_floats_of_a_config_built_in_python_name_the_key():
+    from theorygrpo_jax.config import GRPOConfig
+    with pytest.raises(ValueError, match="grpo.max_grad_norm must be a finite number, got inf"):
+        Config(grpo=GRPOConfig(max_grad_norm=float("inf")))
+
+
+def test_top_k_at_the_vocabulary_and_the_minimum_temperature_are_accepted(tmp_path):
+    config = load_config(_write(tmp_path, "grpo:\n  top_k: 130\n  temperature: 0.001\n"))
+    assert config.grpo.top_k == 130 and config.grpo.temperature == MIN_TEMPERATURE
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbfgrpo:\n  group_size: 8\n")
+    assert load_config(path).grpo.group_size == 8
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"\xff\xfe\x00g\x00r\x00p\x00o", "not a config file: not UTF-8 text (byte 0)"),
+    (b"grpo:\n  group_size: 8\x00\n", "not a config file: binary data (a NUL byte)"),
+    (b"#" * (MAX_CONFIG_BYTES + 1), f"not a config file: larger than {MAX_CONFIG_BYTES} bytes"),
+])
+def test_files_that_are_not_configs_are_one_line_errors(tmp_path, data, message):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: {message}"
+
+
+def test_a_directory_is_not_a_config(tmp_path):
+    with pytest.raises(ConfigError, match=f"^{tmp_path}: cannot read config: Is a directory$"):
+        load_config(tmp_path)

@@ -41,3 +41,15 @@ def test_bad_prompt_is_one_line(tmp_path):
     assert proc.stderr.strip() == (f"error: {prompt}:2: token 'SU2' is not allowed here: expected a gauge "
                                    "factor (U1 SU2 SU3 SU4 SU5, in that order, at most two U1, at most "
                                    "four factors) or END_GAUGE; allowed: END_GAUGE SU3 SU4 SU5")
+
+
+def test_batches_give_the_theories_of_one_batch():
+    """Sampling in batches (memory constant in --n) draws exactly the theories one batch would:
+    each row has its own RNG stream, named by its index."""
+    from theorygrpo_jax.config import load_config
+    from theorygrpo_jax.generate import iter_sample_and_score
+    from theorygrpo_jax.resources import packaged_config
+    config = load_config(packaged_config("smoke"))
+    one = [r["tokens"] for r in iter_sample_and_score(config, 8, batch_size=8)]
+    batched = [r["tokens"] for r in iter_sample_and_score(config, 8, batch_size=3)]
+    assert batched == one and len(set(map(tuple, one))) > 1

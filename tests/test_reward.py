@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 from theorygrpo_jax.grammar import recognizer, walks
+from theorygrpo_jax.grammar import vocab as V
 from theorygrpo_jax.physics import anomalies as anom
 from theorygrpo_jax.physics import reference as ref
 from theorygrpo_jax.physics import spectrum as spec
 from theorygrpo_jax.physics.record import tokens_to_ids
-from theorygrpo_jax.reward import BUILTIN_KEYS, RewardConfig, analyse_batch, score_batch
+from theorygrpo_jax.reward import (BUILTIN_KEYS, RewardConfig, analyse_batch, grammatical,
+                                   score_batch, ungrammatical_total)
 
 from .physics.helpers import SM_FIELDS, analyse, sm
 from .physics.theory_gen import random_theories
@@ -214,3 +216,65 @@ def test_config_is_static_and_replace_recompiles_only_on_change():
     a = RewardConfig()
     b = dataclasses.replace(a)
     assert a == b and hash(a) == hash(b)
+
+
+# ---------------------------------------------------------------------------
+# Ungrammatical rows: never a success, always below every grammatical row
+
+
+def _reference_grammatical(row: np.ndarray) -> bool:
+    """Plain Python: the row read as parse_record reads it (BOS optional, cut after the first
+    EOS) is a theory the reference recogniser accepts."""
+    toks = [V.TOKENS[int(t)] for t in row]
+    toks = toks if toks[0] == "BOS" else ["BOS"] + toks
+    return "EOS" in toks and recognizer.recognise(toks[:toks.index("EOS") + 1]).accepted
+
+
+def _mutated(rng: np.random.Generator, ids: np.ndarray) -> np.ndarray:
+    """Rows of valid theories, about half of them damaged the ways a faulty sampler or a
+    hand-made batch would: a token replaced, EOS dropped, a PAD or two tokens swapped inside,
+    BOS dropped or junk after EOS (the last two still grammatical as parse_record reads them)."""
+    out = ids.copy()
+    for row in out:
+        end = int(np.flatnonzero(row == V.EOS)[0])
+        kind = rng.integers(7)
+        i, j = rng.integers(1, end, size=2)
+        if kind == 0:
+            row[i] = rng.integers(V.VOCAB_SIZE)
+        elif kind == 1:
+            row[end] = V.PAD
+        elif kind == 2:
+            row[i] = V.PAD
+        elif kind == 3:
+            row[i], row[j] = row[j], row[i]
+        elif kind == 4:
+            row[:-1] = row[1:].copy()
+            row[-1] = V.PAD
+        elif kind == 5:
+            row[end + 1:] = rng.integers(V.VOCAB_SIZE, size=len(row) - end - 1)
+    return out
+
+
+def test_ungrammatical_rows_score_below_every_grammatical_row(random_batch):
+    # Same shape and config as the property test above: no second compile.
+    config = RewardConfig.lhc(heavy_exotics_weight=0.5, soft_len=40, max_len=MAX_LEN)
+    ids = _mutated(np.random.default_rng(14), tokens_to_ids(random_batch, MAX_LEN))
+    out = {k: np.asarray(v) for k, v in analyse_batch(ids, config).items()
+           if k not in ("spectrum", "record")}
+    expected = np.array([_reference_grammatical(row) for row in ids])
+    assert 0.3 < expected.mean() < 0.8
+    np.testing.assert_array_equal(np.asarray(grammatical(jnp.asarray(ids))), expected)
+    assert not out["success"][~expected].any()
+    assert out["total_reward"][~expected].max() < out["total_reward"][expected].min()
+    assert (out["total_reward"][~expected] == np.float32(ungrammatical_total(config, MAX_LEN))).all()
+
+
+def test_ungrammatical_total_is_below_each_components_bound():
+    # Default config: weights 1, heavy exotics 0, thresholds 100 GeV, alpha 1, max_len 128,
+    # soft_len 96. Bounds on a grammatical theory of 128 tokens:
+    #   anomalies  5 + log(1 + 2^31)                       (coefficients saturate at 2^31 - 1)
+    #   light      0.1 x 192 slots x |log10(1e-10) - 2| = 0.1 x 192 x 12   (a massless exotic)
+    #   invalid    16 terms + 16 VEVs = 32
+    #   length     1 x (128 - 96) / (128 - 96) = 1
+    bound = (5 + math.log1p(2.0**31)) + 0.1 * 192 * 12 + 32 + 1
+    assert ungrammatical_total(RewardConfig(), 128) == pytest.approx(-(1 + 1.01 * bound))

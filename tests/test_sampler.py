@@ -230,3 +230,94 @@ def test_draw_tokens_picks_only_from_the_drawn_columns_by_temperature():
     assert (sampled == expected).mean() > 0.99
     greedy = np.asarray(draw(jnp.asarray(u), logp, jnp.float32(0.0), first))
     np.testing.assert_array_equal(greedy, np.argmax(np.asarray(logp), axis=-1))
+
+
+# ---------------------------------------------------------------------------
+# The grammar under any logits: NaN, +-inf, huge values, temperature 1e-30
+
+
+def _reference_choice(u: float, logp: np.ndarray, allowed: np.ndarray, temperature: float,
+                      first: int) -> int:
+    """Plain Python: the token draw_tokens must give. Only allowed columns >= first count; a row
+    whose allowed probabilities do not sum to a finite positive number is uniform over them."""
+    ok = allowed.copy()
+    ok[:first] = False
+    with np.errstate(all="ignore"):
+        probs = np.where(ok, np.exp(logp.astype(np.float64)), 0.0)
+    total = probs.sum()
+    if not (np.isfinite(total) and total > 0):
+        probs, logp = ok.astype(np.float64), np.where(ok, 0.0, -np.inf)
+    if temperature > 0:
+        return _reference_draw(u, probs)
+    masked = np.where(ok, logp, -np.inf)
+    return int(np.flatnonzero(masked == masked.max())[0])
+
+
+def _wild_logits(rng: np.random.Generator, rows: int, vocab: int) -> np.ndarray:
+    """Logits as a diverged model writes them: normal rows, rows with NaN, +-inf or +-1e30 /
+    3e38 sprinkled in, rows all NaN, rows whose allowed tokens sit far below the mask value."""
+    logits = (rng.standard_normal((rows, vocab)) * rng.uniform(0.1, 6, (rows, 1))).astype(np.float32)
+    specials = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 3e38, -3e38], np.float32)
+    kind = rng.integers(5, size=rows)
+    hit = rng.random((rows, vocab)) < rng.uniform(0.01, 0.5, (rows, 1))
+    sprinkled = (kind == 1)[:, None] & hit
+    logits[sprinkled] = rng.choice(specials, size=int(sprinkled.sum()))
+    logits[kind == 2] = np.nan
+    logits[kind == 3] = -1e12 + logits[kind == 3]        # exp underflows: no mass on allowed
+    logits[kind == 4] *= np.float32(1e35)                # overflow once tempered
+    return logits
+
+
+def test_draw_tokens_under_any_logits_matches_reference_and_stays_in_the_grammar():
+    rng = np.random.default_rng(1234)
+    rows, vocab, first = 6000, V.VOCAB_SIZE, S.FIRST_DRAWN
+    logits = _wild_logits(rng, rows, vocab)
+    allowed = rng.random((rows, vocab)) < rng.uniform(0.01, 1.0, (rows, 1))
+    allowed[:, :first] = False
+    allowed[np.arange(rows), rng.integers(first, vocab, rows)] = True
+    u = rng.random(rows).astype(np.float32)
+    draw = jax.jit(S.draw_tokens, static_argnums=3)
+    for temperature in (1.0, 0.5, 1e-30, 0.0):
+        spec = PolicySpec(temperature=temperature)
+        logp = jax.jit(lambda z, a, t: jax.nn.log_softmax(policy.policy_logits(
+            policy.apply_grammar(z, a), PolicySpec(temperature=t))))(logits, allowed, temperature)
+        drawn = np.asarray(draw(jnp.asarray(u), logp, jnp.float32(spec.temperature), first,
+                                jnp.asarray(allowed)))
+        assert allowed[np.arange(rows), drawn].all(), temperature
+        logp = np.asarray(logp)
+        expected = np.array([_reference_choice(float(u[i]), logp[i], allowed[i], temperature,
+                                               first) for i in range(rows)])
+        # float32 vs float64 running sums may differ right at a CDF boundary: allow a handful.
+        assert (drawn == expected).mean() > 0.995, temperature
+
+
+def test_sampled_theories_stay_in_the_grammar_with_diverged_parameters(setup):
+    """NaN, infinite and huge parameters, and a temperature of 1e-30: every row is still a
+    theory the reference recogniser accepts (the sampler falls back to a uniform choice among
+    the allowed tokens where the logits are not finite)."""
+    params, tables = setup
+    rng = np.random.default_rng(99)
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(BATCH)]
+    options = S.SamplerOptions(block_size=L, min_slots=None)   # the rollout fixture's compile
+
+    def spoiled(values):
+        def leaf(x):
+            x = np.asarray(x).copy()
+            hit = rng.random(x.shape) < 0.05
+            x[hit] = rng.choice(values, size=int(hit.sum()))
+            return jnp.asarray(x)
+        return jax.tree.map(leaf, params)
+
+    cases = [(jax.tree.map(lambda x: x * np.nan, params), 1.0),
+             (jax.tree.map(lambda x: x * np.nan, params), 0.0),
+             (jax.tree.map(lambda x: x * 1e30, params), 1.0),
+             (params, 1e-30)]
+    cases += [(spoiled(np.array([np.nan, np.inf, -np.inf, 1e30, -1e30], np.float32)), t)
+              for t in (1.0, 0.5, 1e-30, 0.0) for _ in range(2)]
+    for seed, (p, temperature) in enumerate(cases):
+        r = jax.device_get(S.sample(p, CONFIG, tables, jax.random.PRNGKey(seed), prompts,
+                                    policy=PolicySpec(temperature), options=options))
+        for row, n in zip(r.tokens, r.lengths):
+            result = recognizer.recognise(_strings(row, n), L)
+            assert result.accepted, (seed, result.error)
+            assert (row[n:] == V.PAD).all()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from theorygrpo_jax import resources, score
+from theorygrpo_jax.grammar import text
 from theorygrpo_jax.reward import RewardConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +68,25 @@ def test_score_files_in_process(bad_file):
     higgs = res[1]["fields"][5]
     assert not higgs["exotic"] and [c["Q"] for c in higgs["components"]] == ["1", "0"]
     assert higgs["components"][0]["masses_gev"] == [100.0]
+
+
+def test_files_that_are_not_theories_are_rejected_and_the_others_scored(tmp_path):
+    binary = tmp_path / "binary.theory"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    bom = tmp_path / "bom.theory"
+    bom.write_bytes(b"\xef\xbb\xbf" + (EXAMPLES / "sm.theory").read_bytes())
+    files = [str(binary), "/dev/zero", str(tmp_path), str(bom), str(EXAMPLES / "sm.theory")]
+    res = score.score_files(files, RewardConfig())
+    assert [r["accepted"] for r in res] == [False, False, False, True, True]
+    assert res[0]["error"] == f"{binary}: not a theory file: not UTF-8 text (byte 0)"
+    assert res[1]["error"] == "/dev/zero: not a theory file: larger than 1048576 bytes"
+    assert res[2]["error"] == f"{tmp_path}: cannot read theory: Is a directory"
+    assert res[3]["rewards"] == res[4]["rewards"]            # a BOM changes nothing
+
+
+def test_scores_in_batches_equal_one_batch():
+    theories = [text.load_theory(EXAMPLES / name) for name in ("sm.theory", "su5_gut.theory")]
+    many = [theories[i % 2] for i in range(score.SCORE_BATCH + 3)]   # two JAX calls
+    res = score.score_token_lists(many, RewardConfig())
+    assert len(res) == len(many)
+    assert all(r == res[i % 2] for i, r in enumerate(res))

@@ -1,11 +1,15 @@
-"""The training loop end to end on the smoke config: outputs, resume equivalence, CLI errors."""
+"""The training loop end to end on the smoke config: outputs, resume equivalence, CLI errors,
+divergence, memory and the ownership of a run directory."""
 
+import dataclasses
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -80,3 +84,84 @@ def test_cli_errors_are_one_line(args, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# Reliability (issue 14): divergence, memory, ownership of the run directory
+
+
+def _outputs(config, loss):
+    """A step's outputs as the host sees them, with the given loss and no success."""
+    b, L = config.grpo.batch_size, config.model.max_len
+    names = ["mean_reward", "success_rate", "total_loss", "policy_loss", "kl", "entropy",
+             "curriculum_phase", "buffer_size", "buffer_mean_reward", "buffer_success_rate"]
+    return T.StepOutputs(metrics={k: np.float32(loss if k == "total_loss" else 0.0) for k in names},
+                         tokens=np.zeros((b, L), np.int32),
+                         scores={"success": np.zeros(b, bool), "total_reward": np.zeros(b, np.float32)})
+
+
+@pytest.mark.parametrize("what", ["loss", "parameters"])
+def test_divergence_stops_naming_the_step_and_writes_nothing(config, tmp_path, what):
+    from theorygrpo_jax.checkpoint import Checkpointer
+    state = T.init_state(config)
+    checkpointer = Checkpointer(tmp_path, keep=2)
+    checkpointer.save(2, state, {"step": 2})
+    recorder = T.Recorder(tmp_path, config, checkpointer, write=lambda _: None)
+    if what == "parameters":
+        state = state.replace(params=jax.tree.map(lambda p: p * np.nan, state.params))
+    state = state.replace(step=jnp.asarray(3, jnp.int32))
+    with pytest.raises(T.TrainingDiverged) as err:
+        recorder.record(state, _outputs(config, np.nan if what == "loss" else 0.5), 0.1, last=True)
+    recorder.close()
+    message = str(err.value)
+    assert message.startswith(f"training diverged at step 3: non-finite {what}")
+    assert f"{tmp_path / 'checkpoints' / '2'} (step 2)" in message and "\n" not in message
+    assert checkpointer.all_steps() == [2] and not (tmp_path / "checkpoints" / "best_model").exists()
+    assert (tmp_path / "metrics.jsonl").read_text() == ""
+
+
+def test_replay_buffer_is_one_entry_when_replay_is_off(config):
+    shapes = jax.eval_shape(lambda: T.init_state(config))
+    assert shapes.replay.tokens.shape == (config.replay.capacity, config.model.max_len)
+    off = load_config(SMOKE, {"replay.capacity": 100_000_000})
+    assert jax.eval_shape(lambda: T.init_state(off)).replay.tokens.shape == (1, off.model.max_len)
+
+
+def test_a_config_beyond_the_machines_memory_stops_with_the_estimate(config):
+    T.check_memory(config)                                    # the smoke config fits
+    huge = load_config(SMOKE, {"grpo.group_size": 1_000_000})
+    need = T.estimate_memory(huge)
+    # the update alone holds [B, L, V] float32 log-probs: 2e6 x 64 x 130 x 4 bytes = 66.6 GB
+    assert need["update"] > 2_000_000 * 64 * 130 * 4
+    with pytest.raises(T.UserError, match=r"^this config needs at least \d+\.\d GB .* but the "):
+        T.check_memory(huge)
+
+
+def test_a_new_run_into_a_used_directory_stops_and_overwrite_replaces_it(config, straight_run,
+                                                                          tmp_path):
+    out, _ = straight_run
+    before = sorted(p.name for p in (out / "checkpoints").iterdir())
+    with pytest.raises(T.UserError, match="holds a run already .* --overwrite"):
+        T.train(config, out, log=lambda _: None)
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == before
+    # an overwritten run starts afresh (only the new run's files remain)
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    (run / "notes.txt").write_text("kept")
+    one = dataclasses.replace(config, train=dataclasses.replace(config.train, num_episodes=1))
+    T.train(one, run, log=lambda _: None, overwrite=True)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["1", "best_model"]
+    assert [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert (run / "notes.txt").read_text() == "kept"
+
+
+def test_stop_requests_turn_signals_into_a_request_then_an_interrupt():
+    import os
+    import signal
+    before = signal.getsignal(signal.SIGINT)
+    with T.StopRequests() as requests:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert requests.signal == signal.SIGTERM and requests.name == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt):     # a second request stops at once
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before

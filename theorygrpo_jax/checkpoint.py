@@ -14,8 +14,21 @@ writes ``commit_success.txt`` into it and only then renames it to ``<name>``
 directory, which this module never lists, restores or counts, and which the
 next `Checkpointer` removes. A directory is a checkpoint only when it holds
 ``commit_success.txt`` (so a half-copied step directory is ignored as well).
-Replacing an existing checkpoint (best_model, or a step saved again after a
-resume) writes ``<name>.next`` first and then swaps it in with two renames.
+Replacing an existing checkpoint (a step saved again) writes ``<name>.next``
+first and then swaps it in with two renames; a Checkpointer finishes a swap a
+crash interrupted (``<name>.next`` complete: it wins; only ``<name>.old`` left:
+it is put back) before anything reads the directory.
+
+best_model is a copy of the step checkpoint just saved (hard links where the
+file system allows), made in a tmp directory, renamed to ``best_model.next``
+and swapped in: a crash at any point leaves the previous best model or the new
+one, never neither. Each checkpoint's metadata names its step and the step of
+the best model as of it (`Checkpointer.repair_best` restores a best model a
+crash left behind).
+
+A checkpoint that cannot be read (a truncated or garbage file) raises
+`CorruptCheckpoint` naming it; `load_latest` then falls back to the newest
+intact step, saying so.
 
 The module takes and returns plain pytrees: `target` arguments are example
 pytrees (e.g. a freshly initialised TrainState) that give the structure,
@@ -24,16 +37,23 @@ shapes, dtypes and shardings of what is restored.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import json
 import logging
+import os
+import re
 import shutil
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from .faults import fault_point
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +65,17 @@ COMMIT_FILE = "commit_success.txt"
 TMP_MARK = ".orbax-checkpoint-tmp"
 NEXT_SUFFIX = ".next"   # a replacement being written
 OLD_SUFFIX = ".old"     # a replaced checkpoint being removed
+CORRUPT_SUFFIX = ".corrupt"   # an unreadable step checkpoint set aside by a resume
 
 PyTree = Any
 
 
 class CheckpointError(ValueError):
     """A missing, incomplete or incompatible checkpoint; str() is one line for users."""
+
+
+class CorruptCheckpoint(CheckpointError):
+    """A complete checkpoint whose files cannot be read (truncated, garbage)."""
 
 
 # ----------------------------------------------------------------------------- paths
@@ -141,11 +166,23 @@ def _state_dir(checkpoint: Path) -> Path:
 def _saved_leaves(checkpoint: Path) -> dict[tuple[str, ...], Any]:
     """{key path: orbax value metadata (with .shape)} of the saved state."""
     try:
-        tree = ocp.PyTreeCheckpointHandler().metadata(_state_dir(checkpoint)).tree
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{checkpoint}: cannot read the checkpoint: "
-                              f"{str(e).splitlines()[0]}") from None
-    return ocp.tree.to_flat_dict(tree)
+        with _quiet_failures():
+            tree = ocp.PyTreeCheckpointHandler().metadata(_state_dir(checkpoint)).tree
+        return ocp.tree.to_flat_dict(tree)
+    except Exception as e:   # noqa: BLE001 - orbax raises many kinds on garbage files
+        raise CorruptCheckpoint(f"{_state_dir(checkpoint)}: unreadable checkpoint "
+                                f"({_first_line(e)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    """A reader's error in a few words: tensorstore's messages name the file they failed on and
+    then dump their whole spec, which is dropped."""
+    text = (str(error).strip().splitlines() or [""])[0].split(" [tensorstore_spec")[0]
+    files = re.findall(r'local file "([^"]+)"', text)
+    if files:
+        reason = text.split(f'local file "{files[-1]}"', 1)[1].lstrip(": ")
+        return f"{files[-1]}: {reason}" if reason else files[-1]
+    return f"{type(error).__name__}: {text[:300]}"
 
 
 def _check_compatible(checkpoint: Path, saved: dict, target: dict, what: str) -> None:
@@ -170,16 +207,77 @@ def _read_metadata(checkpoint: Path) -> dict:
     item = checkpoint.absolute() / METADATA_ITEM
     if not item.is_dir():
         return {}
-    return ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(item, ocp.args.JsonRestore())
+    try:
+        data = ocp.Checkpointer(ocp.JsonCheckpointHandler()).restore(item, ocp.args.JsonRestore())
+    except Exception as e:   # noqa: BLE001
+        raise CorruptCheckpoint(f"{item}: unreadable checkpoint metadata "
+                                f"({_first_line(e)})") from None
+    if not isinstance(data, dict):
+        raise CorruptCheckpoint(f"{item}: the checkpoint's metadata is not a JSON object")
+    return data
+
+
+def read_metadata(checkpoint: str | Path) -> dict:
+    """The metadata dict of a checkpoint (any path `resolve_checkpoint` accepts)."""
+    return _read_metadata(resolve_checkpoint(checkpoint))
+
+
+def saved_shape(checkpoint: str | Path, key: tuple[str, ...]) -> tuple[int, ...] | None:
+    """The shape of one saved state entry (a key path such as ("replay", "tokens")); None when
+    the checkpoint has no such entry or cannot be read."""
+    try:
+        leaf = _saved_leaves(resolve_checkpoint(checkpoint)).get(key)
+    except CheckpointError:
+        return None
+    return None if leaf is None else tuple(getattr(leaf, "shape", None) or ())
+
+
+@contextlib.contextmanager
+def _quiet_failures() -> Iterator[None]:
+    """Keep orbax's asynchronous readers quiet while they fail on a corrupt file: their
+    abandoned tasks and coroutines would print tracebacks (asyncio's log, the unraisable
+    hook) next to the one-line error that reports the file. A reader thread may still report
+    "Event loop is closed" afterwards: that one stays silenced (`_without_closed_loop_noise`)."""
+    asyncio_log = logging.getLogger("asyncio")
+    level, hook = asyncio_log.level, sys.unraisablehook
+    asyncio_log.setLevel(logging.CRITICAL + 1)
+    sys.unraisablehook = lambda _: None
+    try:
+        yield
+    finally:
+        gc.collect()   # finalise the abandoned coroutines while the hook is silent
+        sys.unraisablehook = _without_closed_loop_noise(hook)
+        asyncio_log.setLevel(level)
+
+
+def _without_closed_loop_noise(hook: Callable) -> Callable:
+    """`hook`, except for the RuntimeError a late tensorstore callback raises into orbax's
+    closed event loop (noise of a read that already failed and was reported)."""
+    if getattr(hook, "drops_closed_loop_noise", False):
+        return hook
+
+    def filtered(unraisable: Any) -> None:
+        error = getattr(unraisable, "exc_value", None)
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            hook(unraisable)
+
+    filtered.drops_closed_loop_noise = True   # type: ignore[attr-defined]
+    return filtered
 
 
 def _restore(checkpoint: Path, target: PyTree) -> tuple[PyTree, dict]:
     """(state, metadata) of a complete checkpoint, restored into the form of `target`."""
     saved = _saved_leaves(checkpoint)
     _check_compatible(checkpoint, saved, ocp.tree.to_flat_dict(target), "state entry")
-    state = ocp.Checkpointer(ocp.StandardCheckpointHandler()).restore(
-        _state_dir(checkpoint), ocp.args.StandardRestore(target))
-    return state, _read_metadata(checkpoint)
+    metadata = _read_metadata(checkpoint)
+    try:
+        with _quiet_failures():
+            state = ocp.Checkpointer(ocp.StandardCheckpointHandler()).restore(
+                _state_dir(checkpoint), ocp.args.StandardRestore(target))
+    except Exception as e:   # noqa: BLE001 - a truncated or garbage data file
+        raise CorruptCheckpoint(f"{_state_dir(checkpoint)}: cannot read the saved state "
+                                f"({_first_line(e)})") from None
+    return state, metadata
 
 
 def _remove(path: Path) -> None:
@@ -189,7 +287,7 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _swap(staged: Path, final: Path) -> None:
+def _swap(staged: Path, final: Path, step: int = -1) -> None:
     """Put the complete checkpoint `staged` in place of `final` (which may exist).
 
     Two renames; a crash between them leaves `<final>.old` and `staged`, which
@@ -199,8 +297,32 @@ def _swap(staged: Path, final: Path) -> None:
     _remove(old)
     if final.exists():
         final.rename(old)
+    fault_point("mid_swap", step)
     staged.rename(final)
+    fault_point("after_swap", step)
     _remove(old)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hard-link a checkpoint file (checkpoints are never modified in place), else copy it."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _handler(step: int) -> ocp.CompositeCheckpointHandler:
+    """orbax's composite handler, with a fault point after the items are written into the tmp
+    directory and before orbax commits and renames it (its `finalize`)."""
+    handler = ocp.CompositeCheckpointHandler()
+    finalize = handler.finalize
+
+    def finalize_after_fault_point(directory):
+        fault_point("in_checkpoint_write", step)
+        return finalize(directory)
+
+    handler.finalize = finalize_after_fault_point
+    return handler
 
 
 # ----------------------------------------------------------------------------- loading
@@ -214,6 +336,50 @@ def load_checkpoint(path: str | Path, target: PyTree) -> tuple[PyTree, dict]:
     CheckpointError naming the first differing entry.
     """
     return _restore(resolve_checkpoint(path), target)
+
+
+def load_latest(path: str | Path, target: PyTree,
+                warn: Callable[[str], None] = log.warning) -> tuple[PyTree, dict, Path, list[Path]]:
+    """(state, metadata, checkpoint, skipped) of the newest intact checkpoint of `path`.
+
+    A run directory or its checkpoints/ directory: its step checkpoints newest
+    first (then best_model when there is no step); one that cannot be read is
+    skipped with one warning line naming the file, and the next is tried
+    (`skipped` lists them). Any other path: that checkpoint, or its error. An
+    incompatible checkpoint (another model config) is an error at once.
+    """
+    return _newest_intact(path, lambda c: _restore(c, target), warn)
+
+
+def load_params_latest(path: str | Path, target_params: PyTree,
+                       warn: Callable[[str], None] = log.warning) -> PyTree:
+    """`load_params` from the newest intact checkpoint of `path` (see `load_latest`)."""
+    return _newest_intact(path, lambda c: (load_params(c, target_params), None), warn)[0]
+
+
+def _newest_intact(path: str | Path, load: Callable[[Path], tuple[Any, Any]],
+                   warn: Callable[[str], None]) -> tuple[Any, Any, Path, list[Path]]:
+    path = Path(path)
+    directory = path / CHECKPOINTS_DIR if (path / CHECKPOINTS_DIR).is_dir() else path
+    steps = (checkpoint_steps(directory)
+             if path.is_dir() and not is_checkpoint(path) and TMP_MARK not in path.name else [])
+    if not steps:
+        checkpoint = resolve_checkpoint(path)
+        return (*load(checkpoint), checkpoint, [])
+    skipped: list[Path] = []
+    for step in reversed(steps):
+        checkpoint = directory / str(step)
+        try:
+            first, second = load(checkpoint)
+        except CorruptCheckpoint as e:
+            skipped.append(checkpoint)
+            older = [s for s in steps if s < step]
+            warn(f"warning: {e}; " + (f"falling back to step {older[-1]}" if older
+                                      else "no older checkpoint"))
+            continue
+        return first, second, checkpoint, skipped
+    raise CorruptCheckpoint(f"{directory}: no intact checkpoint (every one of steps "
+                            f"{', '.join(map(str, steps))} is unreadable)")
 
 
 def load_params(path: str | Path, target_params: PyTree) -> PyTree:
@@ -232,10 +398,16 @@ def load_params(path: str | Path, target_params: PyTree) -> PyTree:
                               f"(top-level entries: {', '.join(tops) or 'none'})")
     target = {"params": target_params}
     _check_compatible(checkpoint, saved_params, ocp.tree.to_flat_dict(target), "parameter")
-    restored = ocp.PyTreeCheckpointer().restore(
-        _state_dir(checkpoint),
-        args=ocp.args.PyTreeRestore(item=target, partial_restore=True,
-                                    restore_args=ocp.checkpoint_utils.construct_restore_args(target)))
+    try:
+        with _quiet_failures():
+            restored = ocp.PyTreeCheckpointer().restore(
+                _state_dir(checkpoint),
+                args=ocp.args.PyTreeRestore(
+                    item=target, partial_restore=True,
+                    restore_args=ocp.checkpoint_utils.construct_restore_args(target)))
+    except Exception as e:   # noqa: BLE001 - a truncated or garbage data file
+        raise CorruptCheckpoint(f"{_state_dir(checkpoint)}: cannot read the saved parameters "
+                                f"({_first_line(e)})") from None
     return restored["params"]
 
 
@@ -314,10 +486,12 @@ class Checkpointer:
             raise ValueError(f"Checkpointer.save: step must be >= 0, got {step}")
         metadata = _jsonable(metadata)
         path = self.directory / str(step)
-        self._write(path, state, metadata)
+        self._write(path, state, metadata, step)
+        fault_point("after_checkpoint", step)
         if best:
-            self._write(self.directory / BEST_DIR, state, metadata)
+            self._copy_best(path, step)
         self._evict()
+        fault_point("after_evict", step)
         return path
 
     def restore(self, target: PyTree, which: int | str = "latest") -> tuple[PyTree, dict]:
@@ -327,13 +501,51 @@ class Checkpointer:
         """
         return _restore(self.path(which), target)
 
+    # -- repairs after a crash
+
+    def repair_best(self, best_step: int | None, warn: Callable[[str], None] = log.warning) -> None:
+        """Make best_model the checkpoint of `best_step` when a crash left an older one (or none)
+        there and that step's checkpoint is still on disk (a crash during the best-model save
+        of step s leaves checkpoints/<s>, whose metadata names s as the best step)."""
+        if best_step is None:
+            return
+        best = self.directory / BEST_DIR
+        try:
+            current = _read_metadata(best).get("step") if is_checkpoint(best) else None
+        except CheckpointError:
+            current = None
+        source = self.directory / str(int(best_step))
+        if current != best_step and is_checkpoint(source):
+            warn(f"warning: {best}: holds step {current}, not the best step {best_step}: "
+                 f"copying {source} there")
+            self._copy_best(source, int(best_step))
+
+    def discard_after(self, step: int, corrupt: list[Path] = ()) -> list[Path]:
+        """Take the step checkpoints after `step` out of the run (a resume from `step` makes them
+        a discarded future): unreadable ones (`corrupt`) are renamed <step>.corrupt and kept
+        for inspection, the others removed. Returns what was taken out."""
+        gone = []
+        corrupt = {Path(p).absolute() for p in corrupt}
+        for later in self.all_steps():
+            if later <= step:
+                continue
+            path = self.directory / str(later)
+            if path.absolute() in corrupt:
+                aside = path.with_name(path.name + CORRUPT_SUFFIX)
+                _remove(aside)
+                path.rename(aside)
+            else:
+                _remove(path)
+            gone.append(path)
+        return gone
+
     # -- internals
 
-    def _write(self, final: Path, state: PyTree, metadata: dict) -> None:
+    def _write(self, final: Path, state: PyTree, metadata: dict, step: int = -1) -> None:
         """Save atomically to `final`, replacing a complete checkpoint there by a swap."""
         args = ocp.args.Composite(**{STATE_ITEM: ocp.args.StandardSave(state),
                                      METADATA_ITEM: ocp.args.JsonSave(metadata)})
-        checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+        checkpointer = ocp.Checkpointer(_handler(step))
         if final.exists() and not is_checkpoint(final):
             log.warning("removing incomplete checkpoint %s", final)
             _remove(final)
@@ -343,7 +555,21 @@ class Checkpointer:
         staged = final.with_name(final.name + NEXT_SUFFIX)
         _remove(staged)
         checkpointer.save(staged, args)
-        _swap(staged, final)
+        _swap(staged, final, step)
+
+    def _copy_best(self, source: Path, step: int) -> None:
+        """best_model := a copy of the complete checkpoint `source`: copied into a tmp dir (which
+        no reader lists), renamed to best_model.next, swapped in."""
+        best = self.directory / BEST_DIR
+        tmp = best.with_name(BEST_DIR + NEXT_SUFFIX + TMP_MARK)
+        staged = best.with_name(BEST_DIR + NEXT_SUFFIX)
+        _remove(tmp)
+        _remove(staged)
+        shutil.copytree(source, tmp, copy_function=_link_or_copy)
+        fault_point("in_best_copy", step)
+        tmp.rename(staged)
+        fault_point("best_staged", step)
+        _swap(staged, best, step)
 
     def _evict(self) -> None:
         for step in self.all_steps()[:-self.keep]:

@@ -121,7 +121,9 @@ def print_result(result: dict[str, Any], as_json: bool) -> None:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the project's input errors into `error: <message>` and exit status 2.
+    """Turn the project's input errors into `error: <message>` and exit status 2, and an
+    operating-system error (no permission, disk full, a file where a directory should be)
+    into `error: <file>: <reason>` and exit status 1.
 
     Set THEORYGRPO_DEBUG=1 to see the traceback instead.
     """
@@ -134,8 +136,29 @@ def user_errors() -> Iterator[None]:
     except (UserError, ConfigError, TheoryError, CheckpointError, ValueError, FileNotFoundError) as e:
         if os.environ.get("THEORYGRPO_DEBUG"):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2)
+    except BrokenPipeError:
+        quiet_broken_pipe()
+    except OSError as e:
+        if os.environ.get("THEORYGRPO_DEBUG"):
+            raise
+        where = e.filename if e.filename is not None else "error"
+        print(f"error: {where}: {e.strerror or e}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _one_line(error: BaseException) -> str:
+    """An error's message on one line (a library's multi-line message joined)."""
+    return " ".join(str(error).split("\n")).strip()
+
+
+def quiet_broken_pipe() -> None:
+    """The reader of stdout went away (`theorygrpo-score ... | head`): exit quietly, as Unix tools
+    do, without Python's 'Exception ignored ... BrokenPipeError' when stdout is flushed at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(141)   # 128 + SIGPIPE, what a shell reports for a tool killed by the pipe

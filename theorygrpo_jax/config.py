@@ -29,9 +29,17 @@ from typing import Any
 
 import yaml
 
+from .grammar.text import read_text_file
 from .grammar.vocab import VOCAB_SIZE
 
 DTYPE_NAMES = ("float32", "bfloat16")  # the dtypes a ModelConfig may name
+# The lowest sampling temperature a config may set: the policy's logits are divided by it, and
+# below 1e-3 the tempered log-probs of ordinary logits (|z| ~ 10) leave the range where float32
+# softmax and the GRPO ratio stay meaningful (exp(-z/T) underflows for a logit gap of 0.1).
+# For greedy decoding, `theorygrpo-sample --temperature 0`.
+MIN_TEMPERATURE = 1e-3
+MAX_SEED = 2**63 - 2     # seeds are int64 for jax.random.PRNGKey, and sample.py also uses seed + 1
+MAX_CONFIG_BYTES = 1 << 20   # a larger "config" is not one (e.g. /dev/zero)
 
 
 class ConfigError(ValueError):
@@ -234,7 +242,8 @@ class GRPOConfig:
     def __post_init__(self):
         _check(self.group_size >= 2, f"group_size must be >= 2 (advantages are relative within a group), got {self.group_size}")
         _check(self.prompts_per_step >= 1, f"prompts_per_step must be >= 1, got {self.prompts_per_step}")
-        _check(self.temperature > 0, f"temperature must be > 0 for training, got {self.temperature}")
+        _check(self.temperature >= MIN_TEMPERATURE,
+               f"temperature must be >= {MIN_TEMPERATURE} (MIN_TEMPERATURE), got {self.temperature}")
         _check(self.top_k >= 0, f"top_k must be >= 0, got {self.top_k}")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
         _check(0 <= self.adam_b1 < 1 and 0 <= self.adam_b2 < 1, "adam_b1 and adam_b2 must be in [0, 1)")
@@ -289,6 +298,7 @@ class TrainConfig:
                f"task must be 'sm_extension', 'dark_u1' or 'from_scratch', got {self.task!r}")
         for name in ("num_episodes", "log_interval", "save_interval", "keep_checkpoints", "eval_episodes"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(0 <= self.seed <= MAX_SEED, f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         _check(self.max_minutes is None or (math.isfinite(self.max_minutes) and self.max_minutes > 0),
                f"max_minutes must be > 0, got {self.max_minutes}")
 
@@ -375,6 +385,7 @@ class PretrainConfig:
     def __post_init__(self):
         for name in ("synthetic_theories", "steps", "batch_size", "log_interval", "save_interval"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _check(0 <= self.seed <= MAX_SEED, f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         _check(0 <= self.textbook_weight < 1, f"textbook_weight must be in [0, 1), got {self.textbook_weight}")
         _check(0 <= self.imperfect_fraction <= 1, f"imperfect_fraction must be in [0, 1], got {self.imperfect_fraction}")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
@@ -394,12 +405,26 @@ class Config:
     pretrain: PretrainConfig = PretrainConfig()
 
     def __post_init__(self):
+        for section in dataclasses.fields(self):
+            _check_finite(getattr(self, section.name), section.name)
+        if self.grpo.top_k > self.model.vocab_size:
+            raise ValueError(f"grpo.top_k ({self.grpo.top_k}) is larger than the vocabulary "
+                             f"(model.vocab_size {self.model.vocab_size}); 0 switches top-k off")
         if self.reward.max_len != self.model.max_len:
             raise ValueError(f"reward.max_len ({self.reward.max_len}) must equal model.max_len "
                              f"({self.model.max_len}): the length penalty is relative to it")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _check_finite(section: Any, name: str) -> None:
+    """ValueError naming the first float field of a section that is NaN or infinite (YAML's
+    .nan and .inf included): no setting has a meaning there."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name}.{f.name} must be a finite number, got {value}")
 
 
 def _to_plain(value: Any) -> Any:
@@ -439,12 +464,18 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if annotation is float:
         if isinstance(value, str):
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:   # an integer beyond float range
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return value
     if annotation is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
@@ -486,17 +517,41 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
     return _build(Config, data, source)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (the
+    plain loader keeps the last silently, so a typo'd duplicate wins unnoticed)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:   # an unhashable key: the base class reports it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key}' (first given on line {first})",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
-    """Read a YAML config and apply `overrides` ({"section.key": value}); ConfigError on any problem."""
-    path = Path(path)
+    """Read a YAML config and apply `overrides` ({"section.key": value}); ConfigError on any problem.
+
+    The file must hold at least one section (an empty or comments-only file is an error, not
+    the built-in defaults); a key given twice is an error; a UTF-8 BOM is accepted.
+    """
+    text = read_text_file(path, "config", ConfigError, MAX_CONFIG_BYTES)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config: {e.strerror}") from None
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if data is None:
+        raise ConfigError(f"{path}: empty config file (no sections); give at least one section, "
+                          f"e.g. 'train:' with its keys")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
     for dotted, value in (overrides or {}).items():

@@ -15,6 +15,11 @@ so they cannot drift apart.
 
 `temperature <= 0` means greedy sampling; its recorded log-probs are those of
 the untempered (T = 1) masked policy, and `log_policy` uses the same rule.
+
+The sampler draws from `drawable_logp`: the same distribution restricted to the
+allowed tokens, or, where the logits are not finite (diverged parameters), the
+uniform choice among the allowed tokens, so that it never emits a token the
+grammar forbids.
 """
 
 from __future__ import annotations
@@ -59,6 +64,25 @@ def policy_logits(masked_logits: jax.Array, spec: PolicySpec) -> jax.Array:
         kth = jax.lax.top_k(scaled, spec.top_k)[0][..., -1:]
         scaled = jnp.where(scaled >= kth, scaled, NEG_INF)
     return scaled
+
+
+def drawable_logp(logp: jax.Array, allowed: jax.Array | None = None) -> jax.Array:
+    """[b, V] the log-probs the sampler draws from: logp [b, V] of the policy with the tokens
+    `allowed` [b, V] forbids at -inf (None: all allowed).
+
+    A row whose allowed tokens carry no finite, positive probability mass (NaN or infinite
+    logits from diverged parameters or an overflowing temperature, or every allowed token
+    underflowing to probability 0) becomes the uniform choice among its allowed tokens
+    (log-prob 0 each, unnormalised): the sampler then still emits only tokens the grammar
+    allows. Other rows are logp itself at the allowed tokens, so their draws are unchanged
+    (the forbidden tokens' probabilities, exp(NEG_INF - ...), were exactly 0 already).
+    """
+    if allowed is None:
+        allowed = jnp.ones(logp.shape, bool)
+    masked = jnp.where(allowed, logp, -jnp.inf)
+    mass = jnp.sum(jnp.exp(masked), axis=-1, keepdims=True)                 # [b, 1]
+    sane = jnp.isfinite(mass) & (mass > 0)
+    return jnp.where(sane, masked, jnp.where(allowed, 0.0, -jnp.inf))
 
 
 def grammar_masks(tables: automaton.GrammarTables, tokens: jax.Array, max_len: int) -> jax.Array:

@@ -26,8 +26,8 @@ import optax
 from flax import struct
 from tqdm import tqdm
 
-from . import policy
 from . import model as M
+from . import policy, rundir
 from .checkpoint import Checkpointer
 from .config import Config, PretrainConfig, save_config
 from .corpus import build_corpus
@@ -88,13 +88,29 @@ def make_sft_step(model_config: M.ModelConfig, config: PretrainConfig) -> Callab
 
 
 def pretrain(config: Config, output_dir: str | Path, log: Callable[[str], None] = print,
-             progress: bool = True) -> PretrainState:
-    """Pretrain for config.pretrain.steps steps; checkpoints and metrics go to output_dir."""
+             progress: bool = True, overwrite: bool = False) -> PretrainState:
+    """Pretrain for config.pretrain.steps steps; checkpoints and metrics go to output_dir.
+
+    The run holds output_dir's lock (rundir.RunLock); a directory that already holds a run's
+    files is an error unless `overwrite` (they are removed first).
+    """
+    out = Path(output_dir)
+    rundir.check_output_dir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with rundir.RunLock(out):
+        used = rundir.run_files(out)
+        if used and not overwrite:
+            raise rundir.RunDirError(f"{out}: holds a run already ({', '.join(used)}): choose "
+                                     f"another --output_dir, or pass --overwrite to replace it")
+        rundir.clear_run(out)
+        return _pretrain(config, out, log, progress)
+
+
+def _pretrain(config: Config, out: Path, log: Callable[[str], None],
+              progress: bool) -> PretrainState:
     from .plotting import plot_metrics
 
     pc, mc = config.pretrain, config.model
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
     t0 = time.perf_counter()
     theories = build_corpus(pc.synthetic_theories, pc.seed, mc.max_len, pc.textbook_weight,
@@ -168,15 +184,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="a YAML file, or a packaged config's name (default: %(default)s)")
     parser.add_argument("--output_dir", help="run directory (default: runs/<config>-<timestamp>)")
     parser.add_argument("--steps", type=int, help="sets pretrain.steps")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --output_dir (default: stop)")
     add_set_flag(parser)
     args = parser.parse_args(argv)
     use_compilation_cache()
     with user_errors():
-        overrides = {"pretrain.steps": args.steps} if args.steps else {}
+        overrides = {"pretrain.steps": args.steps} if args.steps is not None else {}
         overrides.update(set_overrides(args.set))
         config = load_config(config_path(args.config), overrides)
         output = args.output_dir or Path("runs") / f"{Path(args.config).stem}-{datetime.now():%Y%m%d-%H%M%S}"
-        pretrain(config, output)
+        pretrain(config, output, overwrite=args.overwrite)
     return 0
 
 

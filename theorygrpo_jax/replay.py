@@ -55,6 +55,12 @@ def init_buffer(capacity: int, max_len: int) -> ReplayBuffer:
                         size=jnp.zeros((), jnp.int32))
 
 
+def init_replay(config: ReplayConfig, enabled: bool, max_len: int) -> ReplayBuffer:
+    """The TrainState's buffer: config.capacity entries, or one when replay is off (nothing is
+    allocated for a feature that is off; the TrainState keeps its structure)."""
+    return init_buffer(config.capacity if enabled else 1, max_len)
+
+
 def _fmix32(h: jax.Array) -> jax.Array:
     """MurmurHash3's 32-bit finaliser (a bijection of uint32)."""
     h = h ^ (h >> 16)
@@ -130,6 +136,6 @@ def stats(buffer: ReplayBuffer) -> dict[str, jax.Array]:
             "success_rate": jnp.sum((buffer.valid & buffer.success).astype(jnp.float32)) / count}
 
 
-__all__ = ["ReplayBuffer", "init_buffer", "insert", "sample", "priorities", "stats",
+__all__ = ["ReplayBuffer", "init_buffer", "init_replay", "insert", "sample", "priorities", "stats",
            "row_hash",
            "PRIORITY_EPS"]

@@ -35,7 +35,9 @@ Components (per theory, before weights):
   and `score_batch` does not recompile.)
 
 ``total_reward`` = Σ weight × component. ``success`` = anomaly free, no
-invalid term and no light charged exotic. Integer diagnostics: ``anomaly_l1``
+invalid term and no light charged exotic. A row the grammar rejects (`grammatical`) is
+never a success and totals `ungrammatical_total`, below any grammatical row's total.
+Integer diagnostics: ``anomaly_l1``
 (Σ|A_c|), ``invalid_terms``, ``light_exotics``, ``heavy_exotic_fields``,
 ``length``.
 """
@@ -52,6 +54,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from theorygrpo_jax.config import BUILTIN_KEYS, RewardConfig  # noqa: F401 (re-exported)
+from theorygrpo_jax.grammar import automaton
+from theorygrpo_jax.grammar import vocab as V
 from theorygrpo_jax.physics import anomalies as anom
 from theorygrpo_jax.physics import spectrum as spec
 from theorygrpo_jax.physics.record import TheoryRecord, parse_record
@@ -151,9 +155,75 @@ def all_rewards(record: TheoryRecord, config: RewardConfig) -> dict[str, jax.Arr
     return out
 
 
+# |anomalies_reward| <= 5 + log(1 + |A|) with |A| <= 2^31 - 1 (anomaly_coefficients saturates)
+ANOMALIES_BOUND = 5.0 + math.log1p(2.0 ** 31)
+LIGHT_SLOTS = 16 * 3 * 4        # (field, component, generation) pairs a light exotic can fill
+INVALID_BOUND = 16 + 16         # invalid terms (<= 16) + symmetry-breaking VEVs (<= 16 fields)
+HEAVY_BOUND = 16                # distinct heavy exotic fields (<= 16 fields)
+
+
+def ungrammatical_total(config: RewardConfig, width: int) -> float:
+    """total_reward of a row the grammar rejects: below every grammatical row's total.
+
+    Each built-in component of a grammatical theory of at most `width` tokens is
+    bounded (ANOMALIES_BOUND, LIGHT_SLOTS x the largest light-mass penalty,
+    INVALID_BOUND, the length penalty at `width`, HEAVY_BOUND); the floor is one
+    (plus 1%) below minus the weighted sum of those bounds. `extra` components
+    have no bound: `score_batch` then also stays below the batch's lowest
+    grammatical total.
+    """
+    _, pen = _penalty_tables(config)
+    length = config.length_alpha * max(width - config.soft_len, 0) / (config.max_len - config.soft_len)
+    bound = (abs(config.anomalies_weight) * ANOMALIES_BOUND
+             + abs(config.light_exotics_weight) * 0.1 * LIGHT_SLOTS * float(np.max(np.abs(pen)))
+             + abs(config.invalid_terms_weight) * INVALID_BOUND
+             + abs(config.length_weight) * length
+             + abs(config.heavy_exotics_weight) * HEAVY_BOUND)
+    return -(1.0 + 1.01 * bound)
+
+
+def grammatical(tokens: jax.Array) -> jax.Array:
+    """[B] bool: row b of tokens [B, L] holds a whole theory the grammar accepts, read as
+    `parse_record` reads it (BOS optional; what follows EOS ignored): the automaton, run over
+    the row until EOS, ends in its accept node (a token it forbids sends it to the dead node
+    for good, a row without EOS never gets there). The loop stops once every row is finished
+    or dead, so it costs the longest theory's length, not L."""
+    with jax.ensure_compile_time_eval():   # concrete tables (load_tables caches them), not tracers
+        tables = automaton.load_tables()
+    step = jax.vmap(automaton.step, in_axes=(None, 0, 0))
+    rows = tokens.shape[0]
+    start = jax.vmap(lambda _: automaton.init_state(tables))(tokens[:, 0])
+    after_bos = step(tables, start, jnp.full((rows,), V.BOS, jnp.int32))
+    start = jax.tree.map(lambda a, b: jnp.where(tokens[:, 0] == V.BOS, a, b), start, after_bos)
+
+    def reading(carry):
+        pos, g = carry
+        return (pos < tokens.shape[1]) & jnp.any(~automaton.is_finished(tables, g)
+                                                 & ~automaton.is_dead(g))
+
+    def read(carry):
+        pos, g = carry
+        done = automaton.is_finished(tables, g)
+        nxt = step(tables, g, tokens[:, pos])
+        return pos + 1, jax.tree.map(lambda a, b: jnp.where(done, a, b), g, nxt)
+
+    _, final = jax.lax.while_loop(reading, read, (jnp.int32(0), start))
+    return automaton.is_finished(tables, final)
+
+
 def _score(tokens: jax.Array, config: RewardConfig) -> dict[str, jax.Array]:
+    """The reward of every row; a row the grammar rejects (a sampler fault, hand-made tokens)
+    is never a success and totals `ungrammatical_total`."""
     records = jax.vmap(parse_record, in_axes=0)(tokens)
-    return jax.vmap(all_rewards, in_axes=(0, None))(records, config)
+    out = dict(jax.vmap(all_rewards, in_axes=(0, None))(records, config))
+    ok = grammatical(tokens)
+    floor = jnp.float32(ungrammatical_total(config, tokens.shape[1]))
+    if config.extra:
+        lowest = jnp.min(jnp.where(ok, out["total_reward"], jnp.inf))
+        floor = jnp.minimum(floor, lowest - jnp.maximum(1.0, 1e-3 * jnp.abs(lowest)))
+    out["total_reward"] = jnp.where(ok, out["total_reward"], floor)
+    out["success"] = ok & out["success"]
+    return out
 
 
 _score_jit = jax.jit(_score, static_argnames=("config",))
@@ -175,7 +245,7 @@ def analyse_batch(tokens, config: RewardConfig | None = None) -> dict[str, Any]:
 @functools.partial(jax.jit, static_argnames=("config",))
 def _analyse_jit(tokens, config):
     records = jax.vmap(parse_record, in_axes=0)(tokens)
-    out = dict(jax.vmap(all_rewards, in_axes=(0, None))(records, config))
+    out = _score(tokens, config)
     out["anomaly_coeffs"], out["anomaly_valid"] = jax.vmap(anom.anomaly_coefficients)(records)
     out["spectrum"] = jax.vmap(spec.spectrum)(records)
     out["record"] = records
@@ -183,4 +253,4 @@ def _analyse_jit(tokens, config):
 
 
 __all__ = ["RewardConfig", "all_rewards", "score_batch", "analyse_batch", "heavy_exotic_fields",
-           "BUILTIN_KEYS"]
+           "BUILTIN_KEYS", "grammatical", "ungrammatical_total"]

@@ -12,7 +12,9 @@ after EOS (a `done` mask). No Python runs per token.
 
 The policy is `policy.py`'s masked, tempered, top-k distribution, and the
 recorded log-probs are those of that distribution; `policy.log_policy`
-recomputes them in one parallel forward pass with the same masks.
+recomputes them in one parallel forward pass with the same masks. Under any
+logits (NaN, infinite, huge) only tokens the grammar allows are drawn
+(`policy.drawable_logp`).
 
 The pieces, as in Gemma's sampler: static knobs in a frozen `SamplerOptions`;
 the loop carry is one `SamplingState`; what every step reads (weights, head,
@@ -58,7 +60,7 @@ from . import model as M
 from . import tasks
 from .grammar import automaton
 from .grammar import vocab as V
-from .policy import PolicySpec, apply_grammar, policy_logits
+from .policy import PolicySpec, apply_grammar, drawable_logp, policy_logits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,14 +196,18 @@ assert V.PAD < FIRST_DRAWN and V.BOS < FIRST_DRAWN <= V.EOS
 
 
 def draw_tokens(u: jax.Array, logp: jax.Array, temperature: jax.Array,
-                first: int = 0) -> jax.Array:
+                first: int = 0, allowed: jax.Array | None = None) -> jax.Array:
     """The policy's choice per row: [b] int32 from log-probs logp [b, V] and uniforms u [b].
 
     temperature > 0: an inverse-CDF draw; otherwise greedy (first argmax). Only
-    columns first.. are candidates (`FIRST_DRAWN` under grammar masks). A
-    lax.cond on the scalar temperature, so a step computes one of the two.
+    columns first.. are candidates (`FIRST_DRAWN` under grammar masks), and of
+    those only the ones `allowed` [b, V] marks (None: all). A row whose allowed
+    candidates have no finite positive mass (non-finite logits) is drawn
+    uniformly among them (`policy.drawable_logp`), so the grammar holds under
+    any logits. A lax.cond on the scalar temperature, so a step computes one of
+    the two.
     """
-    candidates = logp[:, first:]
+    candidates = drawable_logp(logp[:, first:], None if allowed is None else allowed[:, first:])
     return first + jax.lax.cond(temperature > 0, _inverse_cdf_sample,
                                 lambda _, lp: _greedy(lp), u, candidates)
 
@@ -284,7 +290,7 @@ def decode_step(decoder: Decoder, s: SamplingState) -> SamplingState:
     logp_all = jax.nn.log_softmax(policy_logits(logits, decoder.policy))
     u = jax.lax.dynamic_index_in_dim(s.uniforms, p, axis=1, keepdims=False)
     chosen = draw_tokens(u, logp_all, jnp.asarray(decoder.policy.temperature),
-                         FIRST_DRAWN if use_masks else 0)
+                         FIRST_DRAWN if use_masks else 0, allowed if use_masks else None)
     forced = p < s.prompt_len
     generated = ~forced & ~s.done
     # The forced token comes from the prompt, not from `tokens`: reading the array the

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from theorygrpo_jax.cli import user_errors
 from theorygrpo_jax.grammar import text
 from theorygrpo_jax.physics import anomalies as anom
 from theorygrpo_jax.physics import reference as ref
@@ -47,11 +48,23 @@ def _bucket(n: int) -> int:
     return max(64, -(-n // 64) * 64)
 
 
+SCORE_BATCH = 64   # theories per JAX call (padded to it: one compile per length bucket)
+
+
 def score_token_lists(theories: list[list[str]], config: RewardConfig) -> list[dict[str, Any]]:
-    """Spec §5 dicts (without "file") of grammar-valid token lists, scored in one JAX batch."""
+    """Spec §5 dicts (without "file") of grammar-valid token lists, scored SCORE_BATCH at a
+    time (memory constant in the number of theories)."""
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(theories), SCORE_BATCH):
+        results += _score_chunk(theories[start:start + SCORE_BATCH], config)
+    return results
+
+
+def _score_chunk(theories: list[list[str]], config: RewardConfig) -> list[dict[str, Any]]:
     if not theories:
         return []
-    ids = tokens_to_ids(theories, _bucket(max(len(t) for t in theories)))
+    padded = theories + [theories[0]] * (SCORE_BATCH - len(theories))
+    ids = tokens_to_ids(padded, _bucket(max(len(t) for t in theories)))
     out = analyse_batch(ids, config)
     host = {k: np.asarray(v) for k, v in out.items() if k not in ("spectrum", "record")}
     sp = {k: np.asarray(v) for k, v in vars(out["spectrum"]).items()}
@@ -169,14 +182,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="reward preset: default (100/100 GeV) or lhc (800 GeV uncoloured, 1400 coloured)")
     args = parser.parse_args(argv)
     config = RewardConfig.preset(args.preset)
-    results = score_files(args.files, config)
-    for res in results:
-        if args.json:
-            print(json.dumps(res), flush=True)
-        else:
-            res["_thresholds"] = (config.mass_threshold, config.coloured_mass_threshold)
-            print(format_table(res), flush=True)
-    return 0 if all(r["accepted"] for r in results) else 1
+    accepted = True
+    with user_errors():   # a closed pipe (`| head`) ends quietly, an OS error in one line
+        for start in range(0, len(args.files), SCORE_BATCH):   # memory constant in the files
+            for res in score_files(args.files[start:start + SCORE_BATCH], config):
+                accepted &= res["accepted"]
+                if args.json:
+                    print(json.dumps(res), flush=True)
+                else:
+                    res["_thresholds"] = (config.mass_threshold, config.coloured_mass_threshold)
+                    print(format_table(res), flush=True)
+    return 0 if accepted else 1
 
 
 __all__ = ["score_files", "score_token_lists", "format_table", "main"]

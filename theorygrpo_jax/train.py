@@ -21,6 +21,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
+import os
+import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -36,13 +41,19 @@ from . import discovery as D
 from . import grpo
 from . import model as M
 from . import replay as R
+from . import rundir
 from . import sampler as S
 from . import tasks
-from .checkpoint import Checkpointer, load_checkpoint, load_params
+from .checkpoint import (CHECKPOINTS_DIR, CheckpointError, Checkpointer, checkpoint_steps,
+                         load_latest, load_params, load_params_latest, read_metadata,
+                         resolve_checkpoint, run_dir_of, saved_shape)
+from .cli import UserError, fail
 from .config import Config, save_config
 from .discoveries import DiscoveryCatalogue, model_id
+from .faults import fault_point
 from .grammar import automaton
 from .grammar import vocab as V
+from .grammar.text import load_prompt
 from .metrics import MetricsWriter, format_stats_block
 from .policy import PolicySpec
 from .reward import component_names, score_batch
@@ -182,23 +193,24 @@ def data_parallel_shardings(batch_size: int) -> tuple[Any, Any] | None:
 
 
 def init_state(config: Config, seed: int | None = None) -> TrainState:
-    """A fresh TrainState from random parameters."""
+    """A fresh TrainState from random parameters (a one-entry replay buffer when replay is off)."""
     seed = config.train.seed if seed is None else seed
     root = jax.random.PRNGKey(seed)
     params = M.init_params(config.model, jax.random.fold_in(root, 0))
     return init_train_state(params, grpo.make_optimizer(config.grpo), jax.random.fold_in(root, 1),
                             config.grpo.kl_coef, C.init_curriculum(config.curriculum),
-                            R.init_buffer(config.replay.capacity, config.model.max_len),
+                            R.init_replay(config.replay, config.train.use_priority_buffer,
+                                          config.model.max_len),
                             D.init_novelty(config.discovery))
 
 
 def initial_state(config: Config, checkpoint: str | None = None,
                   resume: str | None = None) -> TrainState:
     """A fresh state, one starting from a pretrained policy (`checkpoint`: its parameters become
-    the policy and the reference), or a resumed run's whole state."""
+    the policy and the reference), or a resumed run's whole state (its newest intact checkpoint)."""
     state = init_state(config)
     if resume:
-        return load_checkpoint(resume, state)[0]
+        return load_latest(resume, state)[0]
     if checkpoint:
         params = load_params(checkpoint, state.params)
         return init_train_state(params, grpo.make_optimizer(config.grpo), state.rng,
@@ -206,10 +218,16 @@ def initial_state(config: Config, checkpoint: str | None = None,
     return state
 
 
+def prompts_of(config: Config) -> list[list[str]]:
+    """The task's prompts (token strings); prompt files read with one-line errors naming them."""
+    if config.train.prompt_files:
+        return [load_prompt(path) for path in config.train.prompt_files]
+    return tasks.task_prompts(config.train.task)
+
+
 def task_prompts(config: Config) -> tuple[np.ndarray, np.ndarray]:
     """The task's prompts, checked against the grammar and packed ([n, W], [n])."""
-    prompts = tasks.task_prompts(config.train.task, config.train.prompt_files)
-    return tasks.pack_prompts(prompts, config.model.max_len)
+    return tasks.pack_prompts(prompts_of(config), config.model.max_len)
 
 
 def place(config: Config, state: TrainState) -> tuple[TrainState, StepInputs, StepFunctions]:
@@ -224,33 +242,88 @@ def place(config: Config, state: TrainState) -> tuple[TrainState, StepInputs, St
     return state, inputs, step_functions(config, shardings[0].mesh if shardings else None)
 
 
+def estimate_memory(config: Config) -> dict[str, int]:
+    """Bytes a training step needs, estimated by part (and "total"): the state (exact, from its
+    shapes), gradients and optimiser temporaries, sampling (KV cache, logits) and the update
+    (policy and reference log-probs and the logits' gradient [B, L, V], grammar masks, and the
+    activations the backward pass keeps: per layer and position ~6 d_model + 2 d_ff values
+    and a row of attention weights per head). XLA's temporaries are not counted."""
+    mc, gc = config.model, config.grpo
+    state = jax.eval_shape(lambda: init_state(config))
+    nbytes = lambda tree: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))  # noqa: E731
+    rows = gc.batch_size + (config.replay.replay_per_step if config.train.use_priority_buffer else 0)
+    L, V, D, F, H = mc.max_len, mc.vocab_size, mc.d_model, mc.d_ff, mc.n_heads
+    act = 2 if mc.dtype == "bfloat16" else 4
+    cache = 2 if mc.cache_dtype == "bfloat16" else 4
+    parts = {
+        "state": nbytes(state),
+        "gradients": 2 * nbytes(state.params),
+        "sampling": mc.n_layers * 2 * gc.batch_size * L * D * cache + gc.batch_size * L * (V + 12) * 4,
+        "update": rows * L * V * (3 * 4 + 1) + mc.n_layers * rows * L * (6 * D + 2 * F + H * L) * act,
+    }
+    return {**parts, "total": sum(parts.values())}
+
+
+def device_memory() -> tuple[int | None, str]:
+    """(bytes, what) of memory the first device may use: an accelerator's own, else the host's
+    (the cgroup limit when lower); None when unknown."""
+    device = jax.devices()[0]
+    stats = getattr(device, "memory_stats", lambda: None)()
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"{device.platform} device memory"
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None, "memory"
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            total = min(total, int(limit))
+    except OSError:
+        pass
+    return total, "host memory"
+
+
+def check_memory(config: Config) -> None:
+    """UserError with the estimate when a config cannot fit in the device's memory."""
+    available, what = device_memory()
+    need = estimate_memory(config)
+    if available is None or need["total"] <= available:
+        return
+    gb = lambda n: f"{n / 1e9:.1f} GB"  # noqa: E731
+    parts = ", ".join(f"{k} {gb(v)}" for k, v in need.items() if k != "total")
+    fail(f"this config needs at least {gb(need['total'])} ({parts}; a batch of "
+         f"{config.grpo.batch_size} theories of {config.model.max_len} tokens) but the "
+         f"{what} is {gb(available)}: lower grpo.group_size or grpo.prompts_per_step, "
+         f"replay.capacity or the model")
+
+
 # --------------------------------------------------------------------------- evaluation
 
 def evaluate(params: Any, config: Config, episodes: int, seed: int = 12345) -> dict[str, float]:
     """Mean reward, success rate and unique successes (distinct physics models) of `episodes`
-    fresh samples of the task."""
+    fresh samples of the task, sampled and scored a batch at a time (memory constant in
+    `episodes`)."""
     prompt_tokens, prompt_len = task_prompts(config)
     tables = automaton.load_tables()
-    idx = np.arange(episodes) % len(prompt_tokens)
     key = jax.random.PRNGKey(seed)
     policy = PolicySpec.from_config(config.grpo)
-    totals, successes, unique = [], [], set()
+    total, successes, unique = 0.0, 0, set()
     batch = config.grpo.batch_size
     for start in range(0, episodes, batch):
-        rows = idx[start:start + batch]
-        n = len(rows)
-        rows = np.pad(rows, (0, batch - n), mode="edge")   # one compiled shape
+        n = min(batch, episodes - start)
+        rows = np.arange(start, start + batch) % len(prompt_tokens)   # one compiled shape
         rollout = S.sample_tokens(params, tables, jnp.asarray(prompt_tokens[rows]),
                                   jnp.asarray(prompt_len[rows]), jax.random.fold_in(key, start),
                                   policy, config=config.model)
         scores = jax.device_get(score_batch(rollout.tokens, config.reward))
         tokens = np.asarray(rollout.tokens)[:n]
-        totals.extend(scores["total_reward"][:n].tolist())
-        successes.extend(scores["success"][:n].tolist())
+        total += float(np.sum(scores["total_reward"][:n], dtype=np.float64))
+        successes += int(np.sum(scores["success"][:n]))
         for row, ok in zip(tokens, scores["success"][:n]):
             if ok:
                 unique.add(model_id(token_strings(row)))
-    return {"mean_reward": float(np.mean(totals)), "success_rate": float(np.mean(successes)),
+    return {"mean_reward": total / episodes, "success_rate": successes / episodes,
             "unique_successes": len(unique), "episodes": episodes}
 
 
@@ -261,67 +334,102 @@ def token_strings(row: np.ndarray) -> list[str]:
 
 # --------------------------------------------------------------------------- the host's records
 
+class TrainingDiverged(UserError):
+    """A step left a non-finite loss or non-finite parameters; nothing of it was recorded."""
+
+
+@jax.jit
+def _all_finite(params: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
+
+
 class Recorder:
     """Host bookkeeping of a run directory: metrics (jsonl, TensorBoard), the history and
     training_stats.json, the catalogue of discoveries, statistics blocks, checkpoints (every
-    save_interval steps, the last step, and best_model when the mean reward improved) and plots.
+    save_interval steps, the last step, a stop request, and best_model when the mean reward
+    improved at a logged step) and plots.
+
+    Per step it writes, in this order: the catalogue, metrics.jsonl, training_stats.json, the
+    checkpoint, best_model (a resume cuts the others back to the checkpoint: see rundir). A
+    step whose loss or parameters are not finite writes nothing and raises TrainingDiverged.
+    `history`, `saved_best` and `best_step` continue a resumed run (its checkpoint's metadata).
     """
 
-    def __init__(self, out: Path, config: Config, start: int, resumed: bool,
-                 write: Callable[[str], None]):
+    def __init__(self, out: Path, config: Config, checkpointer: Checkpointer,
+                 write: Callable[[str], None], history: dict[str, list[float]] | None = None,
+                 saved_best: float = -np.inf, best_step: int | None = None):
         tc = config.train
         self.out, self.config, self.write_line = out, config, write
-        self.checkpointer = Checkpointer(out, keep=tc.keep_checkpoints)
+        self.checkpointer = checkpointer
         self.writer = MetricsWriter(out, tensorboard=tc.tensorboard)
-        prompts = tasks.task_prompts(config.train.task, config.train.prompt_files)
-        self.catalogue = DiscoveryCatalogue(out, prompt=prompts[0])
-        self.stats_path = out / "training_stats.json"
-        self.history: dict[str, list[float]] = {}
-        if resumed and self.stats_path.exists():   # the history up to the checkpoint's step
-            saved = json.loads(self.stats_path.read_text()).get("history", {})
-            self.history = {k: v[:start] for k, v in saved.items()}
-        self.saved_best = -np.inf
+        self.catalogue = DiscoveryCatalogue(out, prompt=prompts_of(config)[0])
+        self.stats_path = out / rundir.STATS_FILE
+        self.history: dict[str, list[float]] = history or {}
+        self.saved_best = saved_best       # the mean reward of the model in best_model
+        self.best_step = best_step         # its step
         self.last_metrics: dict[str, float] = {}
 
     def record(self, state: TrainState, outputs: StepOutputs, seconds: float,
-               last: bool) -> dict[str, float]:
+               last: bool, checkpoint: bool = False) -> dict[str, float]:
         """Everything the host keeps of the step that produced `state` (`last`: the run's final
-        step, which is always logged, saved and plotted); returns its metrics."""
+        step, which is always logged, saved and plotted; `checkpoint`: save it, as at a stop
+        request, without changing what is logged); returns its metrics."""
         tc = self.config.train
         done = int(state.step)
+        fault_point("record_start", done)
         host = jax.device_get(outputs)
         metrics = {k: float(v) for k, v in host.metrics.items()}
+        self._check_finite(done, metrics, state)
         metrics["step_seconds"] = seconds
         tokens, scores = np.asarray(host.tokens), host.scores
         self.catalogue.add_batch([(token_strings(tokens[i]), {k: v[i].item() for k, v in scores.items()})
                                   for i in np.flatnonzero(scores["success"])], done)
+        fault_point("after_catalogue", done)
         found = self.catalogue.summary()
         metrics["unique_successes"] = float(len(self.catalogue))   # distinct physics models
         metrics.update({f"models_{k}": float(found[k]) for k in ("sm_charged", "chiral", "vector_like")})
         if self.config.train.task == "dark_u1":   # coverage of the enumerated chiral charge sets
             metrics.update({f"dark_sets_{n}": float(found["dark_sets"].get(n, 0)) for n in (5, 6, 7)})
         self.writer.write(done, metrics)
+        fault_point("after_metrics", done)
         for k, v in metrics.items():
             self.history.setdefault(k, []).append(v)
         logged = done % tc.log_interval == 0 or last
         improved = logged and float(state.best_reward) > self.saved_best
         if logged:
             self.write_line(self._stats_block(done, metrics))
-        saving = done % tc.save_interval == 0 or last or improved
-        if saving:
-            self.checkpointer.save(done, state, self._metadata(), best=improved)
-            if improved:
-                self.saved_best = float(state.best_reward)
+        if improved:
+            self.saved_best, self.best_step = float(state.best_reward), done
+        saving = done % tc.save_interval == 0 or last or improved or checkpoint
         if saving or logged:   # the whole history: not rewritten every step
-            self._write_stats(state)
+            self.write_stats(state)
+            fault_point("after_stats", done)
+        if saving:
+            self.checkpointer.save(done, state, self._metadata(done), best=improved)
         if done % tc.save_interval == 0 or last:
             from .plotting import plot_metrics
             plot_metrics(self.out / "metrics.jsonl", self.out / "plots")
+        fault_point("record_end", done)
         self.last_metrics = metrics
         return metrics
 
     def close(self) -> None:
         self.writer.close()
+
+    def _check_finite(self, done: int, metrics: dict[str, float], state: TrainState) -> None:
+        """TrainingDiverged naming the step and the last good checkpoint when the step's loss or
+        parameters are not finite (before anything of the step is written)."""
+        loss_ok = math.isfinite(metrics.get("total_loss", 0.0))
+        if loss_ok and bool(_all_finite(state.params)):
+            return
+        last = self.checkpointer.latest_step()
+        where = (f"the last good checkpoint is {self.checkpointer.directory / str(last)} (step "
+                 f"{last})" if last is not None else "no checkpoint was saved")
+        what = "loss" if not loss_ok else "parameters"
+        raise TrainingDiverged(f"training diverged at step {done}: non-finite {what} "
+                               f"(total_loss {metrics.get('total_loss')}); nothing of step {done} "
+                               f"was saved and {where}; resume from it with a lower "
+                               f"grpo.learning_rate")
 
     def _stats_block(self, done: int, metrics: dict[str, float]) -> str:
         tc = self.config.train
@@ -335,11 +443,14 @@ class Recorder:
         return format_stats_block(done, shown, buffer,
                                   int(metrics["curriculum_phase"]) if tc.use_curriculum else None)
 
-    def _metadata(self) -> dict:
-        return {"config": self.config.to_dict(), "unique_successes": len(self.catalogue),
+    def _metadata(self, done: int) -> dict:
+        """A checkpoint's metadata: what a resume from it needs besides the state."""
+        return {"step": done, "best_step": self.best_step, "saved_best": self.saved_best,
+                "config": self.config.to_dict(), "unique_successes": len(self.catalogue),
                 "last": {k: v[-1] for k, v in self.history.items() if v}}
 
-    def _write_stats(self, state: TrainState) -> None:
+    def write_stats(self, state: TrainState) -> None:
+        """training_stats.json: the run's step, best reward and whole history (tmp + rename)."""
         data = {"step": int(state.step), "best_reward": float(state.best_reward),
                 "unique_successes": len(self.catalogue), "config": self.config.to_dict(),
                 "history": self.history}
@@ -350,41 +461,188 @@ class Recorder:
 
 # --------------------------------------------------------------------------- the loop
 
-def train(config: Config, output_dir: str | Path, checkpoint: str | None = None,
-          resume: str | None = None,
-          log: Callable[[str], None] = print) -> tuple[TrainState, dict[str, float]]:
-    """Run GRPO up to config.train.num_episodes steps (or train.max_minutes of wall time),
-    writing everything into output_dir.
+class StopRequests:
+    """SIGINT (Ctrl-C) and SIGTERM as requests to stop at the next step boundary: the loop then
+    saves a checkpoint and returns (`signal` names the request; None: none). A second request
+    stops at once (KeyboardInterrupt). Handlers are installed only from the main thread,
+    between `__enter__` and `__exit__`."""
 
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequests":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._request)
+        return self
+
+    def _request(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signal).name if self.signal else ""
+
+
+def _resume_target(config: Config, resume: str) -> TrainState:
+    """The state a resume restores into. With replay off, a checkpoint written before the buffer
+    shrank to one entry when off holds a capacity-sized one: keep its size."""
+    target = init_state(config)
+    if config.train.use_priority_buffer:
+        return target
+    try:
+        capacity = read_metadata(resume)["config"]["replay"]["capacity"]
+    except (CheckpointError, KeyError, TypeError):
+        return target
+    if isinstance(capacity, int) and capacity > 1 and saved_shape(resume, ("replay", "tokens")) == (
+            capacity, config.model.max_len):
+        target = target.replace(replay=R.init_buffer(capacity, config.model.max_len))
+    return target
+
+
+def _resume_into(out: Path, config: Config, resume: str, log: Callable[[str], None]
+                 ) -> tuple[TrainState, dict, Checkpointer, dict[str, list[float]]]:
+    """The state of run directory `out` resumed from `resume` (its newest intact checkpoint, or
+    the one named), with the run directory cut back to that checkpoint's step (see rundir)."""
+    checkpointer = Checkpointer(out, keep=config.train.keep_checkpoints)   # finishes a cut swap
+    state, metadata, source, skipped = load_latest(resume, _resume_target(config, resume),
+                                                   warn=log)
+    step = int(state.step)
+    changed = [c for c in rundir.changed_settings(metadata.get("config", {}), config.to_dict())]
+    if changed:
+        log(f"resuming {source} (step {step}) with changed settings: {'; '.join(changed)}")
+    gone = checkpointer.discard_after(step, skipped)
+    if gone:
+        log(f"resuming from step {step}: set aside the later checkpoints "
+            f"{', '.join(p.name for p in gone)}")
+    checkpointer.repair_best(metadata.get("best_step"), warn=log)
+    records = rundir.cut_metrics(out, step)
+    stats_path = out / rundir.STATS_FILE
+    stats = None
+    if not records and stats_path.is_file():
+        try:
+            stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stats = None
+    rundir.cut_catalogue(out, step)
+    return state, metadata, checkpointer, rundir.history_from(records, step, stats)
+
+
+def train(config: Config, output_dir: str | Path, checkpoint: str | None = None,
+          resume: str | None = None, log: Callable[[str], None] = print,
+          overwrite: bool = False,
+          stop: StopRequests | None = None) -> tuple[TrainState, dict[str, float]]:
+    """Run GRPO up to config.train.num_episodes steps (or train.max_minutes of wall time, or a
+    SIGINT/SIGTERM: see StopRequests), writing everything into output_dir.
+
+    The run holds output_dir's lock throughout (rundir.RunLock). A new run (no `resume`) into
+    a directory that holds a run's files stops, unless `overwrite` (they are removed first).
+    `resume` (a run directory or one of its checkpoints) continues that run exactly; a resume
+    that fails changes nothing, and a `resume` outside output_dir starts a new run from that
+    checkpoint's state. A run that fails before its first step leaves no run files behind.
     Returns the final state and the last step's metrics.
     """
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
-    state, inputs, fns = place(config, initial_state(config, checkpoint, resume))
+    if resume:
+        resolve_checkpoint(resume)             # a missing resume creates nothing
+    rundir.check_output_dir(out)
+    task_prompts(config)                       # bad prompt files: before anything is written
+    check_memory(config)
+    same_run = bool(resume) and out.exists() and out.resolve() == run_dir_of(resume).resolve()
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        fail(f"{out}: cannot create the run directory: {e.strerror}")
+    lock = rundir.RunLock(out).acquire()
+    try:
+        with stop if stop is not None else StopRequests() as requests:
+            return _run(config, out, lock, created, same_run, checkpoint, resume, overwrite, log,
+                        requests)
+    finally:
+        lock.release()
+
+
+def _run(config: Config, out: Path, lock: rundir.RunLock, created: bool, same_run: bool,
+         checkpoint: str | None, resume: str | None, overwrite: bool,
+         log: Callable[[str], None], requests: StopRequests) -> tuple[TrainState, dict[str, float]]:
+    """`train` once `out` is locked: the run's start (undone if it fails, or if a stop request
+    comes before the first step), then the loop."""
+    metadata: dict = {}
+    history: dict[str, list[float]] = {}
+    ours = False   # the run files in `out` are this new run's (to remove if it fails to start)
+    try:
+        if same_run:
+            state, metadata, checkpointer, history = _resume_into(out, config, resume, log)
+        else:
+            used = rundir.run_files(out)
+            if used and not overwrite:
+                if checkpoint_steps(out / CHECKPOINTS_DIR):
+                    fail(f"{out}: holds a run already ({', '.join(used)}): continue it with "
+                         f"--resume {out}, or pass --overwrite to replace it")
+                fail(f"{out}: holds the files of a run that ended before its first checkpoint "
+                     f"({', '.join(used)}): pass --overwrite to start again there")
+            state = initial_state(config, checkpoint, resume)
+            if used:
+                log(f"--overwrite: removing the previous run's {', '.join(used)} from {out}")
+                rundir.clear_run(out)
+            ours = True
+        state, inputs, fns = place(config, state)
+        if not same_run:
+            checkpointer = Checkpointer(out, keep=config.train.keep_checkpoints)
+        save_config(config, out / rundir.CONFIG_FILE)
+        if requests.signal is not None:
+            raise KeyboardInterrupt   # stopped before the first step: as if never started
+    except BaseException:
+        if ours:   # a new run that never started: no run files left behind
+            rundir.clear_run(out)
+        lock.release(undo=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     start, tc = int(state.step), config.train
     log(f"theorygrpo_jax: {M.num_params(state.params):,} parameters, {config.grpo.batch_size} "
         f"theories per step, steps {start}..{tc.num_episodes}, output in {out}")
     bar = tqdm(range(start, tc.num_episodes), initial=start, total=tc.num_episodes,
                desc="Training", disable=not tc.progress_bar, dynamic_ncols=True)
-    recorder = Recorder(out, config, start, resumed=bool(resume), write=bar.write)
-    recorder.saved_best = float(state.best_reward)
-    deadline = time.monotonic() + 60 * tc.max_minutes if tc.max_minutes else None
-    for step in bar:
-        t0 = time.perf_counter()
-        state, outputs = train_step(state, inputs, fns, config)
-        out_of_time = deadline is not None and time.monotonic() >= deadline
-        m = recorder.record(state, outputs, time.perf_counter() - t0,
-                            last=step + 1 == tc.num_episodes or out_of_time)
-        bar.set_postfix(reward=f"{m['mean_reward']:.3f}", success=f"{m['success_rate']:.1%}",
-                        loss=f"{m['total_loss']:.4f}", entropy=f"{m['entropy']:.3f}",
-                        kl=f"{m['kl']:.4f}")
-        if out_of_time:
-            bar.write(f"stopping after step {step + 1}: train.max_minutes = {tc.max_minutes} "
-                      f"reached")
-            break
-    bar.close()
-    recorder.close()
+    recorder = Recorder(out, config, checkpointer, write=bar.write, history=history,
+                        saved_best=metadata.get("saved_best", float(state.best_reward))
+                        if same_run else float(state.best_reward),
+                        best_step=metadata.get("best_step"))
+    try:
+        if same_run:
+            recorder.write_stats(state)   # as of the resumed step
+        deadline = time.monotonic() + 60 * tc.max_minutes if tc.max_minutes else None
+        for step in bar:
+            t0 = time.perf_counter()
+            state, outputs = train_step(state, inputs, fns, config)
+            out_of_time = deadline is not None and time.monotonic() >= deadline
+            stopping = requests.signal is not None
+            m = recorder.record(state, outputs, time.perf_counter() - t0,
+                                last=step + 1 == tc.num_episodes or out_of_time,
+                                checkpoint=stopping)
+            bar.set_postfix(reward=f"{m['mean_reward']:.3f}", success=f"{m['success_rate']:.1%}",
+                            loss=f"{m['total_loss']:.4f}", entropy=f"{m['entropy']:.3f}",
+                            kl=f"{m['kl']:.4f}")
+            if stopping:
+                bar.write(f"stopping after step {step + 1} ({requests.name}): checkpoint "
+                          f"saved; continue with --resume {out}")
+                break
+            if out_of_time:
+                bar.write(f"stopping after step {step + 1}: train.max_minutes = "
+                          f"{tc.max_minutes} reached")
+                break
+    finally:
+        bar.close()
+        recorder.close()
     return state, recorder.last_metrics
 
 
@@ -393,11 +651,10 @@ def train(config: Config, output_dir: str | Path, checkpoint: str | None = None,
 def main(argv: list[str] | None = None) -> int:
     """`theorygrpo-train` / `python -m theorygrpo_jax.train` / `scripts/train.py`."""
     import argparse
+    import sys
     from datetime import datetime
 
-    from .checkpoint import run_dir_of
-    from .cli import (add_override_flags, fail, overrides_from_args, use_compilation_cache,
-                      user_errors)
+    from .cli import add_override_flags, overrides_from_args, use_compilation_cache, user_errors
     from .config import load_config
     from .resources import config_path
 
@@ -405,26 +662,40 @@ def main(argv: list[str] | None = None) -> int:
         prog="theorygrpo-train",
         description="Train TheoryGPT with GRPO. The seed's flags override the config file; "
                     "`--set section.key=value` sets any other key.")
-    parser.add_argument("--config", default="default",
+    parser.add_argument("--config",
                         help="YAML config file, or the name of a packaged config (default, smoke, "
-                             "from_scratch, original, gpu, ...; default: %(default)s)")
+                             "from_scratch, original, gpu, ...); default: the resumed run's "
+                             "config.yaml with --resume, else default")
     parser.add_argument("--output_dir", help="run directory (default: runs/<config>-<timestamp>)")
     parser.add_argument("--checkpoint", help="start from this pretrained policy (params only)")
     parser.add_argument("--resume", help="continue this run exactly (run dir or checkpoint dir)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in --output_dir (default: stop)")
     parser.add_argument("--eval_only", action="store_true", help="evaluate and exit, no training")
     parser.add_argument("--json", action="store_true", help="with --eval_only: print one JSON object")
     add_override_flags(parser)
     args = parser.parse_args(argv)
     use_compilation_cache()
 
+    def warn(message: str) -> None:
+        print(message, file=sys.stderr)
+
     with user_errors():
-        config = load_config(config_path(args.config), overrides_from_args(args))
         if args.checkpoint and args.resume:
             fail("give either --checkpoint (a pretrained policy) or --resume (a run to continue), "
                  "not both")
+        config_file = config_path(args.config or "default")
+        if args.config is None and args.resume:
+            resolve_checkpoint(args.resume)
+            saved = run_dir_of(args.resume) / rundir.CONFIG_FILE
+            config_file = saved if saved.is_file() else config_file
+        config = load_config(config_file, overrides_from_args(args))
         if args.eval_only:
-            state = initial_state(config, checkpoint=args.checkpoint or args.resume)
-            result = evaluate(state.params, config, config.train.eval_episodes)
+            check_memory(config)
+            params = init_state(config).params
+            params = load_params_latest(args.checkpoint or args.resume, params, warn) if (
+                args.checkpoint or args.resume) else params
+            result = evaluate(params, config, config.train.eval_episodes)
             if args.json:
                 print(json.dumps(result))
             else:
@@ -436,8 +707,15 @@ def main(argv: list[str] | None = None) -> int:
         if output is None and args.resume:
             output = run_dir_of(args.resume)
         if output is None:
-            output = Path("runs") / f"{Path(args.config).stem}-{datetime.now():%Y%m%d-%H%M%S}"
-        state, _ = train(config, output, checkpoint=args.checkpoint, resume=args.resume)
+            name = Path(args.config or "default").stem
+            output = Path("runs") / f"{name}-{datetime.now():%Y%m%d-%H%M%S}"
+        stop = StopRequests()
+        state, _ = train(config, output, checkpoint=args.checkpoint, resume=args.resume,
+                         log=warn, overwrite=args.overwrite, stop=stop)
+        if stop.signal is not None:
+            warn(f"stopped after step {int(state.step)} ({stop.name}); the run is saved in "
+                 f"{output}: continue it with --resume {output}")
+            return 128 + stop.signal
         result = evaluate(state.params, config, config.train.eval_episodes)
         print(f"final evaluation on {result['episodes']} fresh theories: mean reward "
               f"{result['mean_reward']:.4f}, success rate {result['success_rate']:.2%}, "

@@ -12,8 +12,32 @@ from pathlib import Path
 from . import recognizer
 
 
+MAX_TEXT_BYTES = 1 << 20   # a larger theory, prompt or config file is not one (e.g. /dev/zero)
+
+
 class TheoryError(ValueError):
     """A theory text the grammar rejects; str() is a one-line message for users."""
+
+
+def read_text_file(path: str | Path, what: str, error: type[Exception] = ValueError,
+                   limit: int = MAX_TEXT_BYTES) -> str:
+    """The text of a small UTF-8 file (a BOM is accepted and dropped), or `error` with one line
+    naming the file: it cannot be read (missing, a directory, no permission), it is larger
+    than `limit` bytes (/dev/zero), or it is not text (undecodable, or a NUL byte)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise error(f"{path}: cannot read {what}: {e.strerror or e}") from None
+    if len(data) > limit:
+        raise error(f"{path}: not a {what} file: larger than {limit} bytes")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not a {what} file: not UTF-8 text (byte {e.start})") from None
+    if "\x00" in text:
+        raise error(f"{path}: not a {what} file: binary data (a NUL byte)")
+    return text
 
 
 def tokenize(text: str) -> tuple[list[str], list[int]]:
@@ -55,23 +79,28 @@ def _locate(result: recognizer.Recognition, tokens: list[str], lines: list[int],
 
 def load_theory(path: str | Path, max_len: int | None = None) -> list[str]:
     """Token strings BOS..EOS of a `.theory` file, or TheoryError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise TheoryError(f"{path}: cannot read: {e.strerror}") from None
+    text = read_text_file(path, "theory", TheoryError)
     return parse_theory_text(text, str(path), max_len)
 
 
 def parse_prompt_text(text: str, source: str = "<prompt>") -> list[str]:
-    """A prompt: a prefix of a theory (BOS added if missing), checked token by token."""
+    """A prompt: a prefix of a theory (BOS added if missing), checked token by token. A text
+    without tokens (empty, or only comments) is an error, not the from-scratch prompt."""
     tokens, lines = tokenize(text)
+    if not tokens:
+        raise TheoryError(f"{source}:1: empty prompt (no tokens); a from-scratch run is "
+                          f"train.task: from_scratch")
     if not tokens or tokens[0] != "BOS":
         tokens, lines = ["BOS"] + tokens, [lines[0] if lines else 1] + lines
     result = recognizer.recognise(tokens)
     if result.accepted or result.token is None:  # complete, or a valid unfinished prefix
         return tokens
     raise TheoryError(_locate(result, tokens, lines, source))
+
+
+def load_prompt(path: str | Path) -> list[str]:
+    """A prompt file (`parse_prompt_text`), or TheoryError naming the file."""
+    return parse_prompt_text(read_text_file(path, "prompt", TheoryError), str(path))
 
 
 def render_theory(tokens: list[str], names: dict[int, str] | None = None) -> str:
