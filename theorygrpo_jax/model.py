@@ -17,8 +17,8 @@ rounding). Logits are always float32, whatever the compute dtype.
 Numerics. `dtype` is the activations' dtype; `matmul_dtype="bfloat16"` rounds
 both operands of the weight matmuls (qkv, out, MLP, head) to bfloat16 and sums
 the products in float32, everything else staying in `dtype`: on CPUs with
-AVX512-BF16/AMX those GEMMs run ~4x faster than in float32 (see
-docs/performance.md). Gradients stay float32 (the rounding is differentiated as
+AVX512-BF16/AMX those GEMMs run several times faster than in float32
+(measured in docs/performance.md). Gradients stay float32 (the rounding is differentiated as
 the identity; the backward matmuls run in float32). A decode loop reads the
 weights through `decode_params`, cast once outside the loop.
 
@@ -26,8 +26,7 @@ KV cache layout. The cache holds, per layer, a tuple of chunks, each
 [B, heads, C, head_dim] (chunk i covers positions start_i .. start_i + C_i - 1),
 rather than one stacked [layers, B, L, heads, head_dim] array:
 - per layer, because on XLA:CPU slicing a layer out of a stacked cache copies
-  it every decode step (batch 64, 8 heads, head_dim 64, window 128, 2 layers:
-  26.8 ms per step stacked against 5.8 ms per layer);
+  it every decode step (measured in docs/performance_history.md);
 - heads before positions, so that the attention dots need no transpose;
 - in chunks, so that the sampler can grow the cache block by block (appending
   a zero chunk, never copying what is there) and attention reads only the
