@@ -34,7 +34,6 @@ from .policy import PolicySpec
 from .resources import config_path as resolve_config
 from .resources import packaged_config
 from .score import score_token_lists
-from .train import prompts_of
 
 
 def config_for(checkpoint: str | None, config_path: str | None) -> Config:
@@ -69,7 +68,7 @@ def iter_sample_and_score(config: Config, n: int, checkpoint: str | None = None,
     if prompt_file:
         prompts = [load_prompt(prompt_file)]
     else:   # the task's prompts (the SM for sm_extension, BOS for from_scratch), cycled
-        prompts = prompts_of(config)
+        prompts = tasks.task_prompts(config.train.task, config.train.prompt_files)
     tokens, lengths = tasks.pack_prompts(prompts, config.model.max_len)
     policy = PolicySpec.from_config(config.grpo, temperature)
     policy = policy.replace(temperature=jnp.asarray(policy.temperature, jnp.float32))

@@ -54,15 +54,8 @@ FIELDS
 
 def task_prompts(task: str, prompt_files: tuple[str, ...] = ()) -> list[list[str]]:
     """Prompts (token strings, starting with BOS) for a task, or from prompt files."""
-    if prompt_files:
-        prompts = []
-        for path in prompt_files:
-            try:
-                source = open(path).read()
-            except OSError as e:
-                raise text.TheoryError(f"{path}: cannot read prompt: {e.strerror}") from None
-            prompts.append(text.parse_prompt_text(source, path))
-        return prompts
+    if prompt_files:   # read with one-line errors naming the file (binary, undecodable, missing)
+        return [text.load_prompt(path) for path in prompt_files]
     if task == "sm_extension":
         return [text.parse_prompt_text(SM_FIELDS_PROMPT, "sm_extension prompt")]
     if task == "dark_u1":

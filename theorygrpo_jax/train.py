@@ -53,7 +53,6 @@ from .discoveries import DiscoveryCatalogue, model_id
 from .faults import fault_point
 from .grammar import automaton
 from .grammar import vocab as V
-from .grammar.text import load_prompt
 from .metrics import MetricsWriter, format_stats_block
 from .policy import PolicySpec
 from .reward import component_names, score_batch
@@ -218,16 +217,10 @@ def initial_state(config: Config, checkpoint: str | None = None,
     return state
 
 
-def prompts_of(config: Config) -> list[list[str]]:
-    """The task's prompts (token strings); prompt files read with one-line errors naming them."""
-    if config.train.prompt_files:
-        return [load_prompt(path) for path in config.train.prompt_files]
-    return tasks.task_prompts(config.train.task)
-
-
 def task_prompts(config: Config) -> tuple[np.ndarray, np.ndarray]:
     """The task's prompts, checked against the grammar and packed ([n, W], [n])."""
-    return tasks.pack_prompts(prompts_of(config), config.model.max_len)
+    return tasks.pack_prompts(tasks.task_prompts(config.train.task, config.train.prompt_files),
+                              config.model.max_len)
 
 
 def place(config: Config, state: TrainState) -> tuple[TrainState, StepInputs, StepFunctions]:
@@ -362,7 +355,8 @@ class Recorder:
         self.out, self.config, self.write_line = out, config, write
         self.checkpointer = checkpointer
         self.writer = MetricsWriter(out, tensorboard=tc.tensorboard)
-        self.catalogue = DiscoveryCatalogue(out, prompt=prompts_of(config)[0])
+        prompt = tasks.task_prompts(config.train.task, config.train.prompt_files)[0]
+        self.catalogue = DiscoveryCatalogue(out, prompt=prompt)
         self.stats_path = out / rundir.STATS_FILE
         self.history: dict[str, list[float]] = history or {}
         self.saved_best = saved_best       # the mean reward of the model in best_model
