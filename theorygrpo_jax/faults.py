@@ -11,7 +11,7 @@ them: `run_training` (one process, with or without a fault), `schedule` (when a 
 each point), `snapshot` / `differences` (a run directory against an uninterrupted run's),
 `random_chain` and `main` (scripts/fault_check.py).
 
-The points are `POINTS`, in the order a step reaches them (train.Recorder, then
+The points are `POINTS`, in the order a step reaches them (recorder.Recorder, then
 checkpoint.Checkpointer).
 """
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import shutil
 import signal
@@ -47,14 +46,12 @@ from . import tasks
 from .checkpoint import (CHECKPOINTS_DIR, CheckpointError, Checkpointer, checkpoint_steps,
                          load_latest, load_params, load_params_latest, read_metadata,
                          resolve_checkpoint, run_dir_of, saved_shape)
-from .cli import UserError, fail
+from .cli import UserError, fail  # noqa: F401 - UserError re-exported
 from .config import Config, save_config
-from .discoveries import DiscoveryCatalogue, model_id
-from .faults import fault_point
+from .discoveries import model_id
 from .grammar import automaton
-from .grammar import vocab as V
-from .metrics import MetricsWriter, format_stats_block
 from .policy import PolicySpec
+from .recorder import Recorder, TrainingDiverged, token_strings  # noqa: F401 - re-exported
 from .reward import component_names, score_batch
 from .train_state import TrainState, init_train_state
 
@@ -318,139 +315,6 @@ def evaluate(params: Any, config: Config, episodes: int, seed: int = 12345) -> d
                 unique.add(model_id(token_strings(row)))
     return {"mean_reward": total / episodes, "success_rate": successes / episodes,
             "unique_successes": len(unique), "episodes": episodes}
-
-
-def token_strings(row: np.ndarray) -> list[str]:
-    """One sampled row as token strings, without padding."""
-    return [V.TOKENS[t] for t in row if t != V.PAD]
-
-
-# --------------------------------------------------------------------------- the host's records
-
-class TrainingDiverged(UserError):
-    """A step left a non-finite loss or non-finite parameters; nothing of it was recorded."""
-
-
-@jax.jit
-def _all_finite(params: Any) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)]))
-
-
-class Recorder:
-    """Host bookkeeping of a run directory: metrics (jsonl, TensorBoard), the history and
-    training_stats.json, the catalogue of discoveries, statistics blocks, checkpoints (every
-    save_interval steps, the last step, a stop request, and best_model when the mean reward
-    improved at a logged step) and plots.
-
-    Per step it writes, in this order: the catalogue, metrics.jsonl, training_stats.json, the
-    checkpoint, best_model (a resume cuts the others back to the checkpoint: see rundir). A
-    step whose loss or parameters are not finite writes nothing and raises TrainingDiverged.
-    `history`, `saved_best` and `best_step` continue a resumed run (its checkpoint's metadata).
-    """
-
-    def __init__(self, out: Path, config: Config, checkpointer: Checkpointer,
-                 write: Callable[[str], None], history: dict[str, list[float]] | None = None,
-                 saved_best: float = -np.inf, best_step: int | None = None):
-        tc = config.train
-        self.out, self.config, self.write_line = out, config, write
-        self.checkpointer = checkpointer
-        self.writer = MetricsWriter(out, tensorboard=tc.tensorboard)
-        prompt = tasks.task_prompts(config.train.task, config.train.prompt_files)[0]
-        self.catalogue = DiscoveryCatalogue(out, prompt=prompt)
-        self.stats_path = out / rundir.STATS_FILE
-        self.history: dict[str, list[float]] = history or {}
-        self.saved_best = saved_best       # the mean reward of the model in best_model
-        self.best_step = best_step         # its step
-        self.last_metrics: dict[str, float] = {}
-
-    def record(self, state: TrainState, outputs: StepOutputs, seconds: float,
-               last: bool, checkpoint: bool = False) -> dict[str, float]:
-        """Everything the host keeps of the step that produced `state` (`last`: the run's final
-        step, which is always logged, saved and plotted; `checkpoint`: save it, as at a stop
-        request, without changing what is logged); returns its metrics."""
-        tc = self.config.train
-        done = int(state.step)
-        fault_point("record_start", done)
-        host = jax.device_get(outputs)
-        metrics = {k: float(v) for k, v in host.metrics.items()}
-        self._check_finite(done, metrics, state)
-        metrics["step_seconds"] = seconds
-        tokens, scores = np.asarray(host.tokens), host.scores
-        self.catalogue.add_batch([(token_strings(tokens[i]), {k: v[i].item() for k, v in scores.items()})
-                                  for i in np.flatnonzero(scores["success"])], done)
-        fault_point("after_catalogue", done)
-        found = self.catalogue.summary()
-        metrics["unique_successes"] = float(len(self.catalogue))   # distinct physics models
-        metrics.update({f"models_{k}": float(found[k]) for k in ("sm_charged", "chiral", "vector_like")})
-        if self.config.train.task == "dark_u1":   # coverage of the enumerated chiral charge sets
-            metrics.update({f"dark_sets_{n}": float(found["dark_sets"].get(n, 0)) for n in (5, 6, 7)})
-        self.writer.write(done, metrics)
-        fault_point("after_metrics", done)
-        for k, v in metrics.items():
-            self.history.setdefault(k, []).append(v)
-        logged = done % tc.log_interval == 0 or last
-        improved = logged and float(state.best_reward) > self.saved_best
-        if logged:
-            self.write_line(self._stats_block(done, metrics))
-        if improved:
-            self.saved_best, self.best_step = float(state.best_reward), done
-        saving = done % tc.save_interval == 0 or last or improved or checkpoint
-        if saving or logged:   # the whole history: not rewritten every step
-            self.write_stats(state)
-            fault_point("after_stats", done)
-        if saving:
-            self.checkpointer.save(done, state, self._metadata(done), best=improved)
-        if done % tc.save_interval == 0 or last:
-            from .plotting import plot_metrics
-            plot_metrics(self.out / "metrics.jsonl", self.out / "plots")
-        fault_point("record_end", done)
-        self.last_metrics = metrics
-        return metrics
-
-    def close(self) -> None:
-        self.writer.close()
-
-    def _check_finite(self, done: int, metrics: dict[str, float], state: TrainState) -> None:
-        """TrainingDiverged naming the step and the last good checkpoint when the step's loss or
-        parameters are not finite (before anything of the step is written)."""
-        loss_ok = math.isfinite(metrics.get("total_loss", 0.0))
-        if loss_ok and bool(_all_finite(state.params)):
-            return
-        last = self.checkpointer.latest_step()
-        where = (f"the last good checkpoint is {self.checkpointer.directory / str(last)} (step "
-                 f"{last})" if last is not None else "no checkpoint was saved")
-        what = "loss" if not loss_ok else "parameters"
-        raise TrainingDiverged(f"training diverged at step {done}: non-finite {what} "
-                               f"(total_loss {metrics.get('total_loss')}); nothing of step {done} "
-                               f"was saved and {where}; resume from it with a lower "
-                               f"grpo.learning_rate")
-
-    def _stats_block(self, done: int, metrics: dict[str, float]) -> str:
-        tc = self.config.train
-        buffer = ({"size": metrics["buffer_size"], "capacity": self.config.replay.capacity,
-                   "mean_reward": metrics["buffer_mean_reward"],
-                   "success_rate": metrics["buffer_success_rate"]}
-                  if tc.use_priority_buffer else None)
-        shown = {k: metrics[k] for k in ("mean_reward", "success_rate", "total_loss",
-                                         "policy_loss", "kl", "entropy", "unique_successes",
-                                         "models_sm_charged", "models_chiral")}
-        return format_stats_block(done, shown, buffer,
-                                  int(metrics["curriculum_phase"]) if tc.use_curriculum else None)
-
-    def _metadata(self, done: int) -> dict:
-        """A checkpoint's metadata: what a resume from it needs besides the state."""
-        return {"step": done, "best_step": self.best_step, "saved_best": self.saved_best,
-                "config": self.config.to_dict(), "unique_successes": len(self.catalogue),
-                "last": {k: v[-1] for k, v in self.history.items() if v}}
-
-    def write_stats(self, state: TrainState) -> None:
-        """training_stats.json: the run's step, best reward and whole history (tmp + rename)."""
-        data = {"step": int(state.step), "best_reward": float(state.best_reward),
-                "unique_successes": len(self.catalogue), "config": self.config.to_dict(),
-                "history": self.history}
-        tmp = self.stats_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(self.stats_path)
 
 
 # --------------------------------------------------------------------------- the loop
