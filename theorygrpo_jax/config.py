@@ -273,6 +273,9 @@ class GRPOConfig:
         return self.prompts_per_step * self.group_size
 
 
+REPORT_SINKS = ("tensorboard", "wandb")   # train.report_to
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """The training loop: task, length, logging, checkpoints, evaluation."""
@@ -289,7 +292,10 @@ class TrainConfig:
     use_curriculum: bool = False          # phase the reward components in (see the curriculum section)
     use_priority_buffer: bool = False     # replay high-reward theories (see the replay section)
     tensorboard: bool = True              # also write TensorBoard event files
-    progress_bar: bool = True             # tqdm bar on stderr
+    progress_bar: bool = True             # progress on stderr: a tqdm bar on a terminal, plain lines otherwise
+    report_to: tuple[str, ...] = ("tensorboard",)  # metric sinks besides metrics.jsonl: "tensorboard",
+    #                                       "wandb" (needs the wandb package); () for none
+    wandb_project: str = "theorygrpo"     # the W&B project when report_to includes "wandb"
     max_minutes: float | None = None      # stop cleanly after this much wall time (final checkpoint,
     #                                       catalogue, evaluation), whatever num_episodes says
 
@@ -301,6 +307,8 @@ class TrainConfig:
         _check(0 <= self.seed <= MAX_SEED, f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         _check(self.max_minutes is None or (math.isfinite(self.max_minutes) and self.max_minutes > 0),
                f"max_minutes must be > 0, got {self.max_minutes}")
+        unknown = [r for r in self.report_to if r not in REPORT_SINKS]
+        _check(not unknown, f"report_to: unknown sink(s) {unknown} (known: {list(REPORT_SINKS)})")
 
 
 @dataclasses.dataclass(frozen=True)
