@@ -127,3 +127,29 @@ def phase_breakdown(costs: dict[str, float], completion_mask: np.ndarray, device
         out[z] = np.array([np.sum(token_slots == z), np.sum(token_s[token_slots == z]),
                            steps.sum() * step_s[z] / devices])
     return out
+
+
+def update_matmul_flops(config: M.ModelConfig, tokens: int,
+                        dtypes: tuple[str, ...] = ("float32", "bfloat16")) -> dict[str, dict[str, float]]:
+    """FLOP/s of the update's weight GEMMs at its shapes, per operand dtype (sums in float32):
+    does XLA:CPU run bfloat16 operands faster here (AVX512-BF16, AMX)?
+
+    For `tokens` rows (the packed batch's slots): the forward x [tokens, d] @ W [d, n] for
+    the qkv, MLP-up and MLP-down matrices, and the backward's weight gradient x^T @ g
+    [d, tokens] @ [tokens, n] (a contraction over the tokens). Also the 2048^3 ceiling.
+    Returns {shape name: {dtype: FLOP/s}}."""
+    from .ceilings import measure_matmul_flops
+    from .timing import best_time
+
+    d, f = config.d_model, config.d_ff
+    shapes = {"qkv fwd": (tokens, d, 3 * d), "up fwd": (tokens, d, f), "down fwd": (tokens, f, d),
+              "up wgrad": (d, tokens, f), "down wgrad": (f, tokens, d)}
+    matmul = jax.jit(lambda a, b: jnp.matmul(a, b, preferred_element_type=jnp.float32))
+    out: dict[str, dict[str, float]] = {}
+    for name, (m, k, n) in shapes.items():
+        a = jax.random.normal(jax.random.PRNGKey(0), (m, k), jnp.float32)
+        b = jax.random.normal(jax.random.PRNGKey(1), (k, n), jnp.float32)
+        out[name] = {dt: 2.0 * m * k * n / best_time(matmul, a.astype(dt), b.astype(dt), repeats=10)
+                     for dt in dtypes}
+    out["2048^3 ceiling"] = {dt: measure_matmul_flops(dtype=dt) for dt in dtypes}
+    return out

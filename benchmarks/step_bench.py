@@ -8,7 +8,9 @@ measured in the same run so the update can be compared with the ceiling.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,12 +46,18 @@ def original_config(group_size: int = 64, task: str = "from_scratch") -> Config:
     }, "<original>")
 
 
-def bench_step(config: Config, repeats: int = 3) -> dict[str, float]:
-    """Median seconds of sample / reward / update / whole step, plus context figures."""
+def bench_step(config: Config, repeats: int = 3,
+               update_options: dict[str, Any] | None = None) -> dict[str, float]:
+    """Median seconds of sample / reward / update / whole step, plus context figures.
+    update_options: keyword arguments of `grpo.make_update_step` (e.g. {"packing": True}) for
+    the update the step runs instead of the config's own."""
     def fresh_state():  # placed on the devices as the trainer places it
         return T.place(config, T.init_state(config))[0]
 
     state, inputs, fns = T.place(config, T.init_state(config))
+    if update_options:
+        fns = dataclasses.replace(fns, update=grpo.make_update_step(config.model, config.grpo,
+                                                                     **update_options))
     gc = config.grpo
     prompts, lens = tasks.step_prompts(inputs.prompt_tokens, inputs.prompt_len, 0,
                                        gc.prompts_per_step, gc.group_size)
@@ -98,3 +106,120 @@ def bench_step(config: Config, repeats: int = 3) -> dict[str, float]:
         "cpu": host_cpu(),
     })
     return result
+
+
+def bench_update_variants(config: Config, variants: dict[str, dict[str, Any]], repeats: int = 5,
+                          rollouts: int = 2) -> dict[str, Any]:
+    """Paired A/B of update variants on the same rollouts: each round runs every variant once,
+    in turn, on the same batch (so drift in the machine's speed hits them alike).
+
+    variants: name -> keyword arguments of `grpo.make_update_step` (e.g. {"packing": True}).
+    Each variant is timed as the trainer runs it: the host's split of the batch
+    (`split_by_length`) and the jitted update (packing included), to the new state ready.
+    Returns per variant the min / median / max seconds of host prep, update and both, the
+    padded slots the update ran on, and the loss and metrics of the first rollout (for
+    checking that the variants agree).
+    """
+    state, inputs, fns = T.place(config, T.init_state(config))
+    gc, mc = config.grpo, config.model
+    batches = []
+    for _ in range(rollouts):
+        state, batch, *_ = fns.rollout(state, inputs.tables, *map(jnp.asarray, tasks.step_prompts(
+            inputs.prompt_tokens, inputs.prompt_len, int(state.step), gc.prompts_per_step,
+            gc.group_size)))
+        state = state.replace(step=state.step + 1)
+        batches.append(jax.block_until_ready(batch))
+    updates = {name: grpo.make_update_step(mc, gc, **kw) for name, kw in variants.items()}
+    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731  (the update donates its state)
+    out: dict[str, Any] = {"tokens": [int(np.sum(np.asarray(b.completion_mask))) for b in batches],
+                           "nonpad": [int(np.sum(np.asarray(b.tokens) != V.PAD)) for b in batches]}
+    times = {name: {"prep_s": [], "update_s": [], "total_s": []} for name in variants}
+    for name, update in updates.items():   # compile every shape the rounds will see
+        for b in batches:
+            _, metrics = update(copy(state), grpo.split_by_length(b, gc.update_chunks, mc.max_len),
+                                inputs.tables)
+            out.setdefault(name, {}).setdefault("metrics", []).append(
+                {k: float(v) for k, v in jax.device_get(metrics).items()})
+        chunks = grpo.split_by_length(batches[0], gc.update_chunks, mc.max_len)
+        out[name]["slots"] = (int(np.asarray(grpo.pack_rows(chunks, mc.max_len).tokens).size)
+                              if variants[name].get("packing") else
+                              int(sum(np.asarray(c.tokens).size for c in chunks)))
+    for _ in range(repeats):
+        for b in batches:
+            for name, update in updates.items():
+                fresh = jax.block_until_ready(copy(state))
+                t0 = time.perf_counter()
+                chunks = grpo.split_by_length(b, gc.update_chunks, mc.max_len)
+                t1 = time.perf_counter()
+                jax.block_until_ready(update(fresh, chunks, inputs.tables))
+                t2 = time.perf_counter()
+                for key, value in (("prep_s", t1 - t0), ("update_s", t2 - t1), ("total_s", t2 - t0)):
+                    times[name][key].append(value)
+    for name, figures in times.items():
+        for key, values in figures.items():
+            out[name][key] = [float(np.min(values)), float(np.median(values)), float(np.max(values))]
+    return out
+
+
+def bench_update_parts(config: Config, packed: grpo.PackedBatch, repeats: int = 5) -> dict[str, float]:
+    """Best-of seconds of the packed update's parts at one packed shape: the grammar masks
+    (`packed_grammar_masks`), the policy's forward, the policy's and the reference's forwards
+    as two calls and as one call vmapped over the stacked parameters, and the loss's
+    forward + backward. Which candidates could pay (issue 17: masks from the sampler, one
+    forward for both parameter sets)."""
+    from theorygrpo_jax.grammar import automaton
+    from theorygrpo_jax.policy import log_policy, packed_grammar_masks
+    from theorygrpo_jax.train import init_state
+
+    from .timing import best_time
+
+    mc, gc = config.model, config.grpo
+    state = init_state(config)
+    tables = automaton.load_tables()
+    spec = PolicySpec.from_config(gc)
+    packed = jax.device_put(packed)
+    masks_fn = jax.jit(lambda t, p: packed_grammar_masks(tables, t, p, mc.max_len))
+    masks = masks_fn(packed.tokens, packed.positions)
+
+    def fwd(params):
+        return log_policy(params, mc, packed.tokens, masks, spec, packed.positions, packed.segments)
+
+    two = jax.jit(lambda p, r: (fwd(p), fwd(r)))
+    stacked = jax.jit(lambda pr: jax.vmap(fwd)(pr))
+    pair = jax.tree.map(lambda a, b: jnp.stack([a, b]), state.params, state.ref_params)
+    ref = fwd(state.ref_params)
+    grad = jax.jit(jax.value_and_grad(lambda p: grpo.packed_grpo_loss(
+        p, packed, masks, ref, 0.05, 0.01, model_config=mc, config=gc)[0]))
+    return {"masks_s": best_time(masks_fn, packed.tokens, packed.positions, repeats=repeats),
+            "forward_s": best_time(jax.jit(fwd), state.params, repeats=repeats),
+            "two_forwards_s": best_time(two, state.params, state.ref_params, repeats=repeats),
+            "stacked_forward_s": best_time(stacked, pair, repeats=repeats),
+            "loss_fwd_bwd_s": best_time(grad, state.params, repeats=repeats),
+            "slots": int(packed.tokens.size)}
+
+
+def bench_step_variants(config: Config, variants: dict[str, dict[str, Any]],
+                        repeats: int = 3) -> dict[str, Any]:
+    """Paired A/B of whole trainer steps (`train.train_step`: sample, reward, split, update, the
+    outputs on the host) whose updates differ: variants name -> keyword arguments of
+    `grpo.make_update_step`. Every round runs each variant once, in turn, from a copy of the
+    same state (so all sample the same theories). Returns per variant min / median / max
+    seconds and the first step's metrics."""
+    state, inputs, fns = T.place(config, T.init_state(config))
+    runs = {name: dataclasses.replace(fns, update=grpo.make_update_step(config.model, config.grpo,
+                                                                        **kw))
+            for name, kw in variants.items()}
+    copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731  (the step donates its state)
+    out: dict[str, Any] = {}
+    for name, run in runs.items():   # compiles (the rollout once, each update's shapes)
+        _, outputs = T.train_step(copy(state), inputs, run, config)
+        out[name] = {"metrics": {k: float(v) for k, v in jax.device_get(outputs.metrics).items()}}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            fresh = jax.block_until_ready(copy(state))
+            times[name].append(_timed(lambda: jax.device_get(
+                T.train_step(fresh, inputs, run, config)[1])))
+    for name, values in times.items():
+        out[name]["step_s"] = [float(np.min(values)), float(np.median(values)), float(np.max(values))]
+    return out

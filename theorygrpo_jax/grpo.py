@@ -7,13 +7,18 @@ KL to the reference policy is computed exactly over that distribution (the
 k3 sampled-token estimator is an option).
 
     advantages = group_advantages(rewards, group_size)                 # [B]
+    advantages = custom_advantages(fn, rewards, grpo_config)           # the grpo.advantage_fn hook
     chunks = split_by_length(batch, chunks=4, max_len=L)               # host: less padding
     update = make_update_step(model_config, grpo_config)              # jitted
     state, metrics = update(state, chunks, tables)
+    update = make_update_step(model_config, grpo_config, packing=True)  # theories packed per row
+    state, metrics = update(state, chunks, tables)                     # (pack_rows on the host)
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from typing import Any, Callable
 
@@ -28,7 +33,7 @@ from . import replay as R
 from .config import GRPOConfig, ReplayConfig
 from .grammar import vocab as V
 from .grammar.automaton import GrammarTables
-from .policy import PolicySpec, grammar_masks, log_policy
+from .policy import PolicySpec, grammar_masks, log_policy, packed_grammar_masks
 from .train_state import TrainState
 
 
@@ -54,6 +59,18 @@ def group_advantages(rewards: jax.Array, group_size: int, scale_by_std: bool = T
     if scale_by_std:
         centred = centred / (grouped.std(axis=1, ddof=1, keepdims=True) + eps)
     return centred.reshape(-1)
+
+
+def custom_advantages(fn: Callable, rewards: jax.Array, config: GRPOConfig) -> jax.Array:
+    """fn(rewards [B], group_size, scale_by_std, advantage_eps) as float32 advantages [B]: the
+    `grpo.advantage_fn` hook (rewards laid out group by group, as for `group_advantages`;
+    traced inside the jitted step). A result of another shape is a ValueError naming the hook."""
+    out = jnp.asarray(fn(rewards, config.group_size, config.scale_by_std, config.advantage_eps))
+    if out.shape != rewards.shape:
+        name = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', fn)}"
+        raise ValueError(f"grpo.advantage_fn {name} returned shape {out.shape} for rewards of "
+                         f"shape {rewards.shape}: it must return one advantage per theory")
+    return out.astype(jnp.float32)
 
 
 def baseline_advantages(replayed_rewards: jax.Array, rewards: jax.Array, group_size: int,
@@ -186,8 +203,13 @@ def split_by_length(batch: PolicyBatch, chunks: int, max_len: int) -> tuple[Poli
 
     Host-side helper (reads the lengths): returns chunks of static shapes
     [~B / chunks, T_c] with T_c = `bucket_length` of the chunk's longest row.
+    A batch on one device is read to the host once and cut there (NumPy chunks: no
+    per-slice dispatch); one sharded over several devices is cut on them (it stays there).
     """
-    lengths = np.asarray(jnp.sum(batch.tokens != V.PAD, axis=1))
+    if not any(len(getattr(getattr(x, "sharding", None), "device_set", ())) > 1
+               for x in jax.tree.leaves(batch)):
+        batch = jax.device_get(batch)
+    lengths = np.asarray(np.sum(np.asarray(batch.tokens) != V.PAD, axis=1))
     order = np.array_split(np.argsort(lengths, kind="stable"), min(chunks, len(lengths)))
     out = []
     for rows in order:
@@ -205,7 +227,129 @@ def bucket_length(longest: int, max_len: int) -> int:
     return min(max_len, width)
 
 
-def make_update_step(model_config: M.ModelConfig, config: GRPOConfig) -> Callable[
+@struct.dataclass
+class PackedBatch:
+    """A batch's theories packed several to a row (`pack_rows`): R rows of W slots, each theory
+    whole in one row, PAD in the slots left over. The update's forward runs on it with a
+    block-causal mask and per-theory positions, so every token's log-prob is its unpacked one."""
+    tokens: jax.Array           # [R, W] int32   theories one after another, PAD in unused slots
+    positions: jax.Array        # [R, W] int32   each token's position in its own theory; 0 unused
+    segments: jax.Array         # [R, W] int32   1 + the theory's row (the chunks' rows in order); 0 unused
+    old_logprobs: jax.Array     # [R, W] float32 log-prob of each token under the sampling policy
+    completion_mask: jax.Array  # [R, W] bool    tokens the policy chose (never a theory's first)
+    advantages: jax.Array       # [R, W] float32 the theory's advantage, at each of its slots
+    weights: jax.Array          # [R, W] float32 the theory's importance weight, at each of its slots
+    theories: int = struct.field(pytree_node=False, default=0)  # B: rows of the unpacked batch
+
+
+def packed_rows_bucket(rows: int) -> int:
+    """The packed batch's row count for `rows` filled rows: the next of 1, 2, 3, 4, 6, 8, 12,
+    16, 24, ... (powers of two and 1.5x them: few distinct shapes, so few compiles)."""
+    size = 1
+    while True:
+        if rows <= size:
+            return size
+        if size >= 2 and rows <= size * 3 // 2:
+            return size * 3 // 2
+        size *= 2
+
+
+def pack_rows(chunks: tuple[PolicyBatch, ...], max_len: int, min_width: int = 128) -> PackedBatch:
+    """Host-side: the theories of `chunks` (`split_by_length`'s, or one whole batch) packed into
+    rows of W = `bucket_length`(max(longest, min_width)) slots by first-fit decreasing, the
+    row count rounded up by `packed_rows_bucket`. Theories with no completion token (replayed
+    rows drawn from an empty buffer) contribute nothing to the loss and are left out."""
+    host = [jax.device_get(c) for c in chunks]
+    width_all = max(1, *(int(np.asarray(c.tokens).shape[1]) for c in host))
+
+    def cat(name):  # the chunks' field `name`, rows one after another, [B, width_all] or [B]
+        parts = []
+        for c in host:
+            a = np.asarray(getattr(c, name))
+            if a.ndim == 2:
+                a = np.pad(a, ((0, 0), (0, width_all - a.shape[1])))
+            parts.append(a)
+        return np.concatenate(parts)
+
+    tokens, old, completion = cat("tokens"), cat("old_logprobs"), cat("completion_mask")
+    advantages, weights = cat("advantages"), cat("weights")
+    theories = tokens.shape[0]
+    nonpad = tokens != V.PAD
+    lengths = np.where(nonpad.any(axis=1), width_all - np.argmax(nonpad[:, ::-1], axis=1), 0)
+    keep = np.nonzero(completion[:, 1:].any(axis=1) & (lengths > 1))[0]
+    width = bucket_length(max(int(lengths[keep].max(initial=1)), min_width), max_len)
+    order = keep[np.argsort(-lengths[keep], kind="stable")]
+    free: list[int] = []                 # free slots of each packed row
+    row_of, offset_of = np.zeros(theories, np.int64), np.zeros(theories, np.int64)
+    for b in order:
+        length = int(lengths[b])
+        r = next((i for i, f in enumerate(free) if f >= length), len(free))
+        if r == len(free):
+            free.append(width)
+        row_of[b], offset_of[b] = r, width - free[r]
+        free[r] -= length
+    rows = packed_rows_bucket(max(len(free), 1))
+    n = lengths[order]
+    src = np.repeat(order, n)                                   # the theory of each placed token
+    pos = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)   # its position in the theory
+    r, c = row_of[src], offset_of[src] + pos
+
+    def place(values, fill, dtype):
+        out = np.full((rows, width), fill, dtype)
+        out[r, c] = values
+        return out
+
+    return PackedBatch(
+        tokens=place(tokens[src, pos], V.PAD, np.int32), positions=place(pos, 0, np.int32),
+        segments=place(src + 1, 0, np.int32), old_logprobs=place(old[src, pos], 0.0, np.float32),
+        completion_mask=place(completion[src, pos] & (pos > 0), False, bool),
+        advantages=place(advantages[src], 0.0, np.float32),
+        weights=place(weights[src], 0.0, np.float32), theories=theories)
+
+
+def packed_grpo_loss(params: Any, packed: PackedBatch, masks: jax.Array, ref_log_probs: jax.Array,
+                     kl_coef: jax.Array, entropy_coef: jax.Array, *, model_config: M.ModelConfig,
+                     config: GRPOConfig, grad_dtype: str = "float32"
+                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """`grpo_loss` of the theories in a `PackedBatch` (the same value and gradient, to float
+    rounding): masks [R, W, V] from `packed_grammar_masks`, ref_log_probs [R, W-1, V].
+    grad_dtype: the backward's weight-matmul operands (`model.forward`)."""
+    log_probs = log_policy(params, model_config, packed.tokens, masks,
+                           PolicySpec.from_config(config), packed.positions, packed.segments,
+                           grad_dtype=grad_dtype)
+    rows, width = packed.tokens.shape
+    n = rows * (width - 1)
+    # one "sequence" of length 1 per slot: policy_terms then reads a per-slot advantage
+    terms = policy_terms(log_probs.reshape(n, 1, -1), ref_log_probs.reshape(n, 1, -1),
+                         packed.tokens[:, 1:].reshape(n, 1), packed.old_logprobs[:, 1:].reshape(n, 1),
+                         packed.advantages[:, 1:].reshape(n), config)
+    terms = {k: v.reshape(n) for k, v in terms.items()}
+    per_token = -terms["surrogate"] + kl_coef * terms["kl"] - entropy_coef * terms["entropy"]
+    mask = packed.completion_mask[:, 1:].reshape(n).astype(jnp.float32)
+    weights = packed.weights[:, 1:].reshape(n)
+    segments = packed.segments[:, 1:].reshape(n)
+    tokens_total = jnp.maximum(mask.sum(), 1.0)
+
+    def weighted_sum(values):   # over tokens, or of per-theory means (loss_aggregation)
+        weighted = values * mask * weights
+        if config.loss_aggregation == "token":
+            return weighted.sum()
+        num = jax.ops.segment_sum(weighted, segments, packed.theories + 1)
+        count = jax.ops.segment_sum(mask, segments, packed.theories + 1)
+        return (num / jnp.maximum(count, 1.0)).sum()
+
+    loss_count = tokens_total if config.loss_aggregation == "token" else packed.theories
+    metrics = {"total_loss": weighted_sum(per_token) / loss_count,
+               "policy_loss": weighted_sum(-terms["surrogate"]) / loss_count}
+    for key, term in (("kl", "kl"), ("entropy", "entropy"), ("clip_fraction", "clipped"),
+                      ("ratio_mean", "ratio")):
+        metrics[key] = (terms[term] * mask).sum() / tokens_total
+    return metrics["total_loss"], metrics
+
+
+def make_update_step(model_config: M.ModelConfig, config: GRPOConfig, *,
+                     packing: bool | None = None, matmul_dtype: str | None = None,
+                     grad_matmul_dtype: str | None = None) -> Callable[
         [TrainState, tuple[PolicyBatch, ...], GrammarTables], tuple[TrainState, dict[str, jax.Array]]]:
     """The jitted GRPO update: `update(state, chunks, tables) -> (state, metrics)`.
 
@@ -213,21 +357,35 @@ def make_update_step(model_config: M.ModelConfig, config: GRPOConfig) -> Callabl
     batch is fine). mu = config.inner_iterations optimiser steps on the same
     rollouts; the grammar masks and reference log-probs are computed once. The
     state is donated. One compile per tuple of chunk shapes.
+
+    packing (None: the config's `update_packing`, off when it has none): the host packs the
+    chunks' theories several to a row (`pack_rows`) and the update runs on that
+    (`packed_grpo_loss`): the same loss and gradient to float rounding, on less padding; one
+    compile per packed shape. `update` then also takes a PackedBatch in place of the chunks.
+    Chunks sharded over several devices keep the unpacked update (it stays data-parallel).
+
+    matmul_dtype (None: the config's `update_matmul_dtype`, else the model's own): the weight
+    matmuls' operand dtype in the update's forward passes (`ModelConfig.matmul_dtype`: sums,
+    parameters, gradients and the backward's matmuls stay float32).
+    grad_matmul_dtype (None: the config's `update_grad_matmul_dtype`, else float32), packed
+    update only, with matmul_dtype "bfloat16": the backward's weight matmuls' operands too.
     """
     optimizer = make_optimizer(config)
-    loss_and_grad = jax.value_and_grad(grpo_loss, has_aux=True)
+    matmul_dtype = matmul_dtype or getattr(config, "update_matmul_dtype", None)
+    if matmul_dtype:
+        model_config = dataclasses.replace(model_config, matmul_dtype=matmul_dtype)
+    grad_dtype = grad_matmul_dtype or getattr(config, "update_grad_matmul_dtype", None) or "float32"
+    spec = PolicySpec.from_config(config)
+    packing = bool(getattr(config, "update_packing", False)) if packing is None else packing
 
-    def update(state: TrainState, chunks: tuple[PolicyBatch, ...],
-               tables: GrammarTables) -> tuple[TrainState, dict[str, jax.Array]]:
-        masks = tuple(grammar_masks(tables, c.tokens, model_config.max_len) for c in chunks)
-        ref = tuple(jax.lax.stop_gradient(log_policy(state.ref_params, model_config, c.tokens, m,
-                                                     PolicySpec.from_config(config)))
-                    for c, m in zip(chunks, masks))
+    def optimise(state: TrainState, loss_fn: Callable, data: Any, masks: Any,
+                 ref: Any) -> tuple[TrainState, dict[str, jax.Array]]:
+        loss_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
         entropy_coef = entropy_coefficient(config, state.step)
 
         def inner_iteration(carry, _):
             params, opt_state = carry
-            (_, metrics), grads = loss_and_grad(params, chunks, masks, ref, state.kl_coef,
+            (_, metrics), grads = loss_and_grad(params, data, masks, ref, state.kl_coef,
                                                 entropy_coef, model_config=model_config,
                                                 config=config)
             updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -243,4 +401,33 @@ def make_update_step(model_config: M.ModelConfig, config: GRPOConfig) -> Callabl
                                   kl_coef=adapt_kl_coef(state.kl_coef, metrics["kl"], config))
         return new_state, metrics
 
-    return jax.jit(update, donate_argnums=(0,))
+    def update(state: TrainState, chunks: tuple[PolicyBatch, ...],
+               tables: GrammarTables) -> tuple[TrainState, dict[str, jax.Array]]:
+        masks = tuple(grammar_masks(tables, c.tokens, model_config.max_len) for c in chunks)
+        ref = tuple(jax.lax.stop_gradient(log_policy(state.ref_params, model_config, c.tokens, m,
+                                                     spec))
+                    for c, m in zip(chunks, masks))
+        return optimise(state, grpo_loss, chunks, masks, ref)
+
+    def packed_update(state: TrainState, packed: PackedBatch,
+                      tables: GrammarTables) -> tuple[TrainState, dict[str, jax.Array]]:
+        masks = packed_grammar_masks(tables, packed.tokens, packed.positions, model_config.max_len)
+        ref = jax.lax.stop_gradient(log_policy(state.ref_params, model_config, packed.tokens,
+                                               masks, spec, packed.positions, packed.segments))
+        return optimise(state, functools.partial(packed_grpo_loss, grad_dtype=grad_dtype),
+                        packed, masks, ref)
+
+    unpacked_step = jax.jit(update, donate_argnums=(0,))
+    if not packing:
+        return unpacked_step
+    packed_step = jax.jit(packed_update, donate_argnums=(0,))
+
+    def dispatch(state, chunks, tables):
+        if isinstance(chunks, PackedBatch):
+            return packed_step(state, chunks, tables)
+        if any(len(getattr(getattr(x, "sharding", None), "device_set", ())) > 1
+               for x in jax.tree.leaves(chunks)):
+            return unpacked_step(state, chunks, tables)
+        return packed_step(state, pack_rows(chunks, model_config.max_len), tables)
+
+    return dispatch

@@ -7,6 +7,7 @@ Pure functions (the module itself is an implementation detail):
 
     params = init_params(config, rng)
     logits = forward(params, config, tokens)                    # [B, T] -> [B, T, V]
+    logits = forward(params, config, tokens, positions, segments)  # packed rows, block-causal
     cache = init_cache(config, batch, length)
     logits, cache = prefill(params, config, tokens, cache)     # writes K/V at 0..T-1
     logits, cache = decode_step(params, config, cache, token, pos)  # [B] -> [B, V]
@@ -19,7 +20,8 @@ both operands of the weight matmuls (qkv, out, MLP, head) to bfloat16 and sums
 the products in float32, everything else staying in `dtype`: on CPUs with
 AVX512-BF16/AMX those GEMMs run several times faster than in float32
 (measured in docs/performance.md). Gradients stay float32 (the rounding is differentiated as
-the identity; the backward matmuls run in float32). A decode loop reads the
+the identity; the backward matmuls run in float32, or with `forward(grad_dtype="bfloat16")`
+on bfloat16 operands summed in float32). A decode loop reads the
 weights through `decode_params`, cast once outside the loop.
 
 KV cache layout. The cache holds, per layer, a tuple of chunks, each
@@ -138,38 +140,64 @@ def _rope_tables(config: ModelConfig) -> tuple[jax.Array, jax.Array]:
 
 
 def _apply_rope(x: jax.Array, sin: jax.Array, cos: jax.Array) -> jax.Array:
-    """Rotate halves of x [..., T, H, D] by position; sin, cos [T, D/2] (broadcast over heads)."""
+    """Rotate halves of x [..., T, H, D] by position; sin, cos [T, D/2] (the same positions for
+    every row) or [B, T, D/2] (each row its own, packed rows); broadcast over heads."""
     x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
-    sin, cos = sin[:, None, :], cos[:, None, :]
+    sin, cos = sin[..., None, :], cos[..., None, :]
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _rounded_dot_general(lhs: jax.Array, rhs: jax.Array, dims: Any, dtype: Any) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _rounded_dot_general(lhs: jax.Array, rhs: jax.Array, dims: Any, dtype: Any,
+                         grad_dtype: Any = jnp.float32) -> jax.Array:
     """dot_general of lhs and rhs rounded to `dtype`, the products summed in float32.
 
-    Its gradient treats the rounding as the identity and is computed in float32
-    from the rounded operands, so training gets float32 gradients (differentiating
-    the casts instead would round every cotangent to `dtype`)."""
+    Its gradient treats the rounding as the identity and is computed from the rounded
+    operands: in float32 (grad_dtype float32), so training gets float32 gradients
+    (differentiating the casts instead would round every cotangent to `dtype`); or, with
+    grad_dtype bfloat16, from the operands and the cotangent rounded to it, the products
+    again summed in float32 (the backward's GEMMs then also run on bfloat16 units)."""
     return jax.lax.dot_general(lhs.astype(dtype), rhs.astype(dtype), dims,
                                preferred_element_type=jnp.float32)
 
 
-def _rounded_dot_general_fwd(lhs, rhs, dims, dtype):
-    return _rounded_dot_general(lhs, rhs, dims, dtype), (lhs.astype(dtype), rhs.astype(dtype))
+def _rounded_dot_general_fwd(lhs, rhs, dims, dtype, grad_dtype):
+    return (_rounded_dot_general(lhs, rhs, dims, dtype, grad_dtype),
+            (lhs.astype(dtype), rhs.astype(dtype)))
 
 
-def _rounded_dot_general_bwd(dims, dtype, rounded, g):
-    _, vjp = jax.vjp(lambda a, b: jax.lax.dot_general(a, b, dims),
-                     *(x.astype(jnp.float32) for x in rounded))
-    return vjp(g.astype(jnp.float32))
+def _rounded_dot_general_bwd(dims, dtype, grad_dtype, rounded, g):
+    (lhs_c, rhs_c), (lhs_b, _) = dims
+    if jnp.dtype(grad_dtype) == jnp.float32 or lhs_b:
+        _, vjp = jax.vjp(lambda a, b: jax.lax.dot_general(a, b, dims),
+                         *(x.astype(jnp.float32) for x in rounded))
+        return vjp(g.astype(jnp.float32))
+    # no batch dimensions (every weight matmul): out = [lhs free axes, rhs free axes]. As 2-D
+    # GEMMs (XLA:CPU runs bfloat16 x bfloat16 -> float32 dots of other layouts on a generic
+    # dot that does not support them): lhs [M, K], rhs [K, N], g [M, N].
+    lhs, rhs = (x.astype(grad_dtype) for x in rounded)
+    lhs_free = [i for i in range(lhs.ndim) if i not in lhs_c]
+    rhs_free = [j for j in range(rhs.ndim) if j not in rhs_c]
+    m = math.prod(lhs.shape[i] for i in lhs_free)
+    k = math.prod(lhs.shape[i] for i in lhs_c)
+    n = math.prod(rhs.shape[j] for j in rhs_free)
+    lhs_perm, rhs_perm = lhs_free + list(lhs_c), list(rhs_c) + rhs_free
+    a = lhs.transpose(lhs_perm).reshape(m, k)
+    b = rhs.transpose(rhs_perm).reshape(k, n)
+    g2 = g.astype(grad_dtype).reshape(m, n)
+    d_a = jnp.matmul(g2, b.T, preferred_element_type=jnp.float32)     # [M, K]
+    d_b = jnp.matmul(a.T, g2, preferred_element_type=jnp.float32)     # [K, N]
+    d_lhs = d_a.reshape([lhs.shape[i] for i in lhs_perm]).transpose(np.argsort(lhs_perm))
+    d_rhs = d_b.reshape([rhs.shape[j] for j in rhs_perm]).transpose(np.argsort(rhs_perm))
+    return d_lhs, d_rhs
 
 
 _rounded_dot_general.defvjp(_rounded_dot_general_fwd, _rounded_dot_general_bwd)
 
 
-def _weight_dot_general(config: ModelConfig):
+def _weight_dot_general(config: ModelConfig, grad_dtype: str = "float32"):
     """The dot_general of the weight matmuls, or None (Flax's own) when matmul_dtype is float32.
+    grad_dtype: the operand dtype of their backward's matmuls (`_rounded_dot_general`).
 
     Both operands are rounded to matmul_dtype and the products summed in float32
     (`_rounded_dot_general`); the result has the input's (compute) dtype.
@@ -183,15 +211,16 @@ def _weight_dot_general(config: ModelConfig):
         # float32 operands: the cotangents must have the operands' dtypes (Flax promotes
         # both to the compute dtype; the cast is folded away when they already are float32)
         return _rounded_dot_general(lhs.astype(jnp.float32), rhs.astype(jnp.float32), dims,
-                                    mdt).astype(lhs.dtype)
+                                    mdt, _DTYPES[grad_dtype]).astype(lhs.dtype)
     return dot_general
 
 
-def _weight_matmul(config: ModelConfig, x: jax.Array, w: jax.Array) -> jax.Array:
+def _weight_matmul(config: ModelConfig, x: jax.Array, w: jax.Array,
+                   grad_dtype: str = "float32") -> jax.Array:
     """x [..., K] @ w [K, N] with the numerics of the weight matmuls (`_weight_dot_general`)."""
     if config.matmul_dtype == "float32":
         return jnp.dot(x, w.astype(x.dtype))
-    return _weight_dot_general(config)(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+    return _weight_dot_general(config, grad_dtype)(x, w, (((x.ndim - 1,), (0,)), ((), ())))
 
 
 def _norm(config: ModelConfig, name: str) -> nn.Module:
@@ -203,11 +232,12 @@ def _norm(config: ModelConfig, name: str) -> nn.Module:
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
     config: ModelConfig
+    grad_dtype: str = "float32"   # the backward's weight-matmul operands (`_rounded_dot_general`)
 
     def setup(self):
         c = self.config
         dense = dict(use_bias=False, dtype=_DTYPES[c.dtype], param_dtype=_DTYPES[c.param_dtype],
-                     dot_general=_weight_dot_general(c))
+                     dot_general=_weight_dot_general(c, self.grad_dtype))
         self.attn_norm = _norm(c, "attn_norm")
         self.qkv = nn.DenseGeneral((3, c.n_heads, c.head_dim), name="qkv", **dense)
         self.out = nn.DenseGeneral(c.d_model, axis=(-2, -1), name="out", **dense)
@@ -225,12 +255,15 @@ class Block(nn.Module):
     def _mlp(self, x):
         return x + self.down(nn.gelu(self.up(self.mlp_norm(x))))
 
-    def __call__(self, x, sin, cos):
-        """Full causal forward. x [B, T, d_model]; returns (x, k, v) with k, v [B, H, T, D]."""
+    def __call__(self, x, sin, cos, segments=None):
+        """Full causal forward. x [B, T, d_model]; returns (x, k, v) with k, v [B, H, T, D].
+        segments [B, T] int32 (packed rows): a position attends only within its own segment."""
         q, k, v = self._qkv(x, sin, cos)
         t = x.shape[1]
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
         causal = jnp.tril(jnp.ones((t, t), bool))
+        if segments is not None:   # block-causal: [B, 1, T, T]
+            causal = causal & (segments[:, None, :, None] == segments[:, None, None, :])
         probs = jax.nn.softmax(jnp.where(causal, scores, -1e9), axis=-1).astype(v.dtype)
         att = jnp.einsum("bhqk,bkhd->bqhd", probs, v, preferred_element_type=jnp.float32)
         x = x + self.out(att.astype(x.dtype))
@@ -249,44 +282,49 @@ class Block(nn.Module):
 class TheoryGPT(nn.Module):
     """Decoder-only transformer; see the module docstring."""
     config: ModelConfig
+    grad_dtype: str = "float32"   # the backward's weight-matmul operands (`_rounded_dot_general`)
 
     def setup(self):
         c = self.config
         self.embed = nn.Embed(c.vocab_size, c.d_model, dtype=_DTYPES[c.dtype],
                               param_dtype=_DTYPES[c.param_dtype],
                               embedding_init=nn.initializers.normal(0.02), name="embed")
-        self.blocks = [Block(c, name=f"block_{i}") for i in range(c.n_layers)]
+        self.blocks = [Block(c, self.grad_dtype, name=f"block_{i}") for i in range(c.n_layers)]
         self.final_norm = _norm(c, "final_norm")
         if not c.tie_embeddings:
             self.head = nn.Dense(c.vocab_size, use_bias=False, dtype=_DTYPES[c.dtype],
                                  param_dtype=_DTYPES[c.param_dtype], name="head",
-                                 dot_general=_weight_dot_general(c))
+                                 dot_general=_weight_dot_general(c, self.grad_dtype))
         self.rope = _rope_tables(c)
 
     def _logits(self, x, head=None):
         x = self.final_norm(x)
         if head is not None:
-            return _weight_matmul(self.config, x, head).astype(jnp.float32)
+            return _weight_matmul(self.config, x, head, self.grad_dtype).astype(jnp.float32)
         if self.config.tie_embeddings:
-            return _weight_matmul(self.config, x, self.embed.embedding.T).astype(jnp.float32)
+            return _weight_matmul(self.config, x, self.embed.embedding.T,
+                                  self.grad_dtype).astype(jnp.float32)
         return self.head(x).astype(jnp.float32)
 
-    def _full(self, tokens):
+    def _full(self, tokens, positions=None, segments=None):
         t = tokens.shape[1]
         if t > self.config.max_len:
             raise ValueError(f"sequence of {t} tokens is longer than max_len {self.config.max_len}")
-        sin, cos = self.rope[0][:t], self.rope[1][:t]
+        if positions is None:
+            sin, cos = self.rope[0][:t], self.rope[1][:t]               # [T, D/2]
+        else:
+            sin, cos = self.rope[0][positions], self.rope[1][positions]  # [B, T, D/2]
         x = self.embed(tokens)
         ks, vs = [], []
         for block in self.blocks:
-            x, k, v = block(x, sin, cos)
+            x, k, v = block(x, sin, cos, segments)
             ks.append(k)
             vs.append(v)
         return self._logits(x), ks, vs
 
-    def __call__(self, tokens):
-        """tokens [B, T] int32 -> logits [B, T, V] float32 (causal)."""
-        return self._full(tokens)[0]
+    def __call__(self, tokens, positions=None, segments=None):
+        """tokens [B, T] int32 -> logits [B, T, V] float32 (causal; packed rows: see `forward`)."""
+        return self._full(tokens, positions, segments)[0]
 
     def prefill(self, tokens, cache: KVCache):
         """Full forward over tokens [B, T] that also writes their K/V at positions 0..T-1."""
@@ -328,9 +366,18 @@ def num_params(params: Any) -> int:
     return sum(int(x.size) for x in jax.tree_util.tree_leaves(params))
 
 
-def forward(params: Any, config: ModelConfig, tokens: jax.Array) -> jax.Array:
-    """Full causal forward: tokens [B, T] int32 -> logits [B, T, V] float32."""
-    return TheoryGPT(config).apply({"params": params}, tokens)
+def forward(params: Any, config: ModelConfig, tokens: jax.Array, positions: jax.Array | None = None,
+            segments: jax.Array | None = None, *, grad_dtype: str = "float32") -> jax.Array:
+    """Full causal forward: tokens [B, T] int32 -> logits [B, T, V] float32.
+
+    Packed rows (several sequences one after another in a row): positions [B, T] int32 each
+    token's position in its own sequence (RoPE), segments [B, T] int32 which sequence it
+    belongs to; attention is then block-causal (within a segment only), so every sequence's
+    logits are those of its own unpacked forward (to float rounding).
+    grad_dtype "bfloat16" (with matmul_dtype "bfloat16"): the backward's weight matmuls also
+    take bfloat16 operands, summed in float32 (`_rounded_dot_general`).
+    """
+    return TheoryGPT(config, grad_dtype).apply({"params": params}, tokens, positions, segments)
 
 
 def prefill(params: Any, config: ModelConfig, tokens: jax.Array,

@@ -10,6 +10,7 @@ so they cannot drift apart.
 
     spec = PolicySpec(temperature=1.0, top_k=None)
     masks = grammar_masks(tables, tokens, max_len)                 # [B, T, V] bool
+    masks = packed_grammar_masks(tables, tokens, positions, max_len)  # packed rows
     logp = log_policy(params, model_config, tokens, masks, spec)   # [B, T-1, V]
     token_logprobs(logp, tokens), entropy(logp)                     # [B, T-1] each
 
@@ -91,14 +92,37 @@ def grammar_masks(tables: automaton.GrammarTables, tokens: jax.Array, max_len: i
     return jax.vmap(automaton.sequence_masks, in_axes=(None, 0, None))(tables, tokens, max_len)
 
 
+def packed_grammar_masks(tables: automaton.GrammarTables, tokens: jax.Array, positions: jax.Array,
+                         max_len: int) -> jax.Array:
+    """[B, T, V] bool: `grammar_masks` of packed rows, tokens [B, T] holding several sequences
+    one after another, positions [B, T] each token's position in its own sequence (0 starts
+    one: the automaton restarts there). Each sequence gets exactly its unpacked masks."""
+
+    def row(tokens, positions):
+        def read(state, pos_token):
+            pos, token = pos_token
+            state = jax.tree.map(lambda fresh, s: jnp.where(pos == 0, fresh, s),
+                                 automaton.init_state(tables), state)
+            mask = automaton.allowed_mask(tables, state, max_len - pos)
+            return automaton.step(tables, state, token), mask
+
+        return jax.lax.scan(read, automaton.init_state(tables), (positions, tokens))[1]
+
+    return jax.vmap(row)(tokens, positions)
+
+
 def log_policy(params: Any, model_config: M.ModelConfig, tokens: jax.Array,
-               masks: jax.Array | None, spec: PolicySpec) -> jax.Array:
+               masks: jax.Array | None, spec: PolicySpec, positions: jax.Array | None = None,
+               segments: jax.Array | None = None, *, grad_dtype: str = "float32") -> jax.Array:
     """[B, T-1, V] log-probs of the policy predicting tokens[:, 1:] from tokens [B, T].
 
     masks [B, T, V] from `grammar_masks` (None: no grammar, for measuring its cost).
+    Packed rows: positions, segments [B, T] as in `model.forward` (a prediction across a
+    segment boundary is meaningless, and the caller masks it out). grad_dtype: see `model.forward`.
     Differentiable; one parallel forward pass.
     """
-    logits = M.forward(params, model_config, tokens)[:, :-1]
+    logits = M.forward(params, model_config, tokens, positions, segments,
+                       grad_dtype=grad_dtype)[:, :-1]
     if masks is not None:
         logits = apply_grammar(logits, masks[:, 1:])
     return jax.nn.log_softmax(policy_logits(logits, spec), axis=-1)
