@@ -1,11 +1,14 @@
-"""The training step on a 2-device CPU mesh (forced host devices): the batch is sharded, the
-parameters stay replicated, and the step gives the single-device metrics."""
+"""The training step on 2- and 4-device CPU meshes (forced host devices): the batch is sharded,
+the parameters stay replicated, and the step gives the single-device step's theories,
+metrics, gradients' moments and updated parameters (to float rounding)."""
 
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,3 +82,54 @@ def test_sharded_sampler_draws_the_single_device_theories():
     assert out["tokens"][0] == out["tokens"][1]   # each row keeps its global RNG stream
     assert out["logprob_diff"] < 1e-5
     assert out["num_steps"][0] == out["num_steps"][1]
+
+
+# One step on however many devices XLA was given; what it sampled, its metrics and the
+# updated state into OUT (an .npz). 4 prompts x group 2: on 4 devices each device holds one
+# whole group (prompts_per_step a multiple of the device count: no group straddles two).
+STEP_SCRIPT = """
+import sys
+import jax, numpy as np
+from theorygrpo_jax import train as T
+from theorygrpo_jax.config import load_config
+cfg = load_config(sys.argv[1], {"grpo.group_size": 2, "grpo.prompts_per_step": 4})
+state, inputs, fns = T.place(cfg, T.init_state(cfg))
+state, out = T.train_step(state, inputs, fns, cfg)
+host = jax.device_get((out, state))
+arrays = {"tokens": np.asarray(host[0].tokens), "devices": np.asarray(jax.device_count()),
+          "replicated": np.asarray(jax.tree.leaves(state.params)[0].sharding.is_fully_replicated)}
+arrays.update({"metric/" + k: np.asarray(v) for k, v in host[0].metrics.items()})
+arrays.update({f"param/{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(host[1].params))})
+arrays.update({f"opt/{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(host[1].opt_state))})
+np.savez(sys.argv[2], **arrays)
+"""
+
+
+def _step(devices: int, tmp_path: Path) -> dict:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_PLATFORMS="cpu")
+    out = tmp_path / f"step{devices}.npz"
+    proc = subprocess.run([sys.executable, "-c", STEP_SCRIPT, str(ROOT / "configs" / "smoke.yaml"),
+                           str(out)], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(np.load(out))
+
+
+def test_four_device_step_equals_one_device_step(tmp_path):
+    four, one = _step(4, tmp_path), _step(1, tmp_path)
+    assert int(four["devices"]) == 4 and int(one["devices"]) == 1 and bool(four["replicated"])
+    # each row keeps its own RNG stream wherever it is sampled: the same theories
+    np.testing.assert_array_equal(four["tokens"], one["tokens"])
+    for key in ("metric/success_rate", "metric/mean_length", "metric/max_length"):
+        assert four[key] == one[key], key
+    # sums over the batch are reduced across devices in another order: float rounding only
+    for key in ("metric/mean_reward", "metric/total_loss", "metric/policy_loss", "metric/kl",
+                "metric/entropy", "metric/grad_norm"):
+        np.testing.assert_allclose(four[key], one[key], rtol=1e-4, atol=1e-5, err_msg=key)
+    # the gradients' moments (Adam's mu and nu after one step are (1-b1) g and (1-b2) g^2)
+    # and the updated parameters
+    keys = [k for k in one if k.startswith(("param/", "opt/"))]
+    assert keys and set(keys) == {k for k in four if k.startswith(("param/", "opt/"))}
+    for key in keys:
+        np.testing.assert_allclose(four[key], one[key], rtol=1e-4, atol=1e-6, err_msg=key)

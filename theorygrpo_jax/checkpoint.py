@@ -30,6 +30,14 @@ A checkpoint that cannot be read (a truncated or garbage file) raises
 `CorruptCheckpoint` naming it; `load_latest` then falls back to the newest
 intact step, saying so.
 
+Several processes (a multi-host run, see distributed.py) share one run directory on a
+shared file system. Every process calls `save`, `restore` and the repairs (orbax's
+writes and reads are collective: each process writes its own shards, process 0 the
+metadata, the commit file and the final rename); the directory operations of this
+module (removing leftovers, the swaps, best_model's copy, eviction, setting aside)
+run on process 0 only, and every process waits at a barrier after them, so that
+all processes see the same directory before the next step.
+
 The module takes and returns plain pytrees: `target` arguments are example
 pytrees (e.g. a freshly initialised TrainState) that give the structure,
 shapes, dtypes and shardings of what is restored.
@@ -76,6 +84,21 @@ class CheckpointError(ValueError):
 
 class CorruptCheckpoint(CheckpointError):
     """A complete checkpoint whose files cannot be read (truncated, garbage)."""
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def _primary() -> bool:
+    """True on the process that changes the checkpoint directory (process 0)."""
+    return jax.process_index() == 0
+
+
+def _barrier(name: str) -> None:
+    """Every process waits here until all arrive (nothing with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(f"theorygrpo_jax.checkpoint:{name}")
 
 
 # ----------------------------------------------------------------------------- paths
@@ -428,7 +451,9 @@ class Checkpointer:
 
     `save(step, ...)` writes `run_dir/checkpoints/<step>/` and keeps the newest
     `keep` step checkpoints; `best=True` also replaces `checkpoints/best_model/`.
-    Creating a Checkpointer removes leftovers of an interrupted save.
+    Creating a Checkpointer removes leftovers of an interrupted save. With several
+    processes every one of them creates it and calls each method (see the module
+    docstring).
     """
 
     def __init__(self, run_dir: str | Path, keep: int = 3):
@@ -437,8 +462,10 @@ class Checkpointer:
         self.run_dir = Path(run_dir).absolute()   # orbax requires absolute paths
         self.directory = self.run_dir / CHECKPOINTS_DIR
         self.keep = keep
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._cleanup()
+        if _primary():
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._cleanup()
+        _barrier("init")
 
     # -- queries
 
@@ -488,10 +515,12 @@ class Checkpointer:
         path = self.directory / str(step)
         self._write(path, state, metadata, step)
         fault_point("after_checkpoint", step)
-        if best:
-            self._copy_best(path, step)
-        self._evict()
-        fault_point("after_evict", step)
+        if _primary():
+            if best:
+                self._copy_best(path, step)
+            self._evict()
+            fault_point("after_evict", step)
+        _barrier("saved")
         return path
 
     def restore(self, target: PyTree, which: int | str = "latest") -> tuple[PyTree, dict]:
@@ -518,7 +547,9 @@ class Checkpointer:
         if current != best_step and is_checkpoint(source):
             warn(f"warning: {best}: holds step {current}, not the best step {best_step}: "
                  f"copying {source} there")
-            self._copy_best(source, int(best_step))
+            if _primary():
+                self._copy_best(source, int(best_step))
+            _barrier("repair_best")
 
     def discard_after(self, step: int, corrupt: list[Path] = ()) -> list[Path]:
         """Take the step checkpoints after `step` out of the run (a resume from `step` makes them
@@ -530,13 +561,16 @@ class Checkpointer:
             if later <= step:
                 continue
             path = self.directory / str(later)
+            gone.append(path)
+            if not _primary():
+                continue
             if path.absolute() in corrupt:
                 aside = path.with_name(path.name + CORRUPT_SUFFIX)
                 _remove(aside)
                 path.rename(aside)
             else:
                 _remove(path)
-            gone.append(path)
+        _barrier("discard_after")
         return gone
 
     # -- internals
@@ -546,16 +580,22 @@ class Checkpointer:
         args = ocp.args.Composite(**{STATE_ITEM: ocp.args.StandardSave(state),
                                      METADATA_ITEM: ocp.args.JsonSave(metadata)})
         checkpointer = ocp.Checkpointer(_handler(step))
-        if final.exists() and not is_checkpoint(final):
-            log.warning("removing incomplete checkpoint %s", final)
-            _remove(final)
-        if not final.exists():
-            checkpointer.save(final, args)
-            return
+        replacing = is_checkpoint(final)   # read before process 0 changes anything
         staged = final.with_name(final.name + NEXT_SUFFIX)
-        _remove(staged)
+        if _primary():
+            if final.exists() and not replacing:
+                log.warning("removing incomplete checkpoint %s", final)
+                _remove(final)
+            if replacing:
+                _remove(staged)
+        _barrier(f"write:{step}")
+        if not replacing:
+            checkpointer.save(final, args)   # collective: every process writes its shards
+            return
         checkpointer.save(staged, args)
-        _swap(staged, final, step)
+        if _primary():
+            _swap(staged, final, step)
+        _barrier(f"swap:{step}")
 
     def _copy_best(self, source: Path, step: int) -> None:
         """best_model := a copy of the complete checkpoint `source`: copied into a tmp dir (which
