@@ -36,20 +36,38 @@ def learn_check(config: Config, out_dir: str | Path, eval_episodes: int = 512,
     minutes = (time.perf_counter() - t0) / 60
     log(f"trained policy: mean reward {after['mean_reward']:.3f}, success {after['success_rate']:.1%} "
         f"({minutes:.1f} min in all)")
-    records = read_metrics(out / "run" / "metrics.jsonl")
-    steps = [r["step"] for r in records]
-    plot_curves({"mean reward (training batch)": (steps, [r["mean_reward"] for r in records]),
-                 "random policy (eval)": ([steps[0], steps[-1]], [before["mean_reward"]] * 2),
-                 "trained policy (eval)": ([steps[0], steps[-1]], [after["mean_reward"]] * 2)},
-                out / "learn_check_reward.png", "GRPO on the default task", "mean reward")
-    plot_curves({"success rate (training batch)": (steps, [r["success_rate"] for r in records]),
-                 "random policy (eval)": ([steps[0], steps[-1]], [before["success_rate"]] * 2),
-                 "trained policy (eval)": ([steps[0], steps[-1]], [after["success_rate"]] * 2)},
-                out / "learn_check_success.png", "GRPO on the default task", "success rate")
+    plot_learn_check(read_metrics(out / "run" / "metrics.jsonl"), before, after, out)
     result = {"random": before, "trained": after, "steps": config.train.num_episodes,
               "minutes": minutes, "out_dir": str(out)}
     (out / "learn_check.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def learn_check_curves(records: list[dict], before: dict, after: dict) -> dict[str, dict]:
+    """The learn-check figures by file name, as plot_curves' arguments: the training batch's
+    curve, and the two evaluations on fresh samples as markers where they were taken: the
+    random policy at step 0 (before training), the trained policy at the last step."""
+    steps = [r["step"] for r in records]
+    # evaluate's mean_reward is the task's reward: compare it with the batch's total_reward
+    # (the logged mean_reward adds the discovery bonuses when they are on).
+    batch_reward = "total_reward" if all("total_reward" in r for r in records) else "mean_reward"
+    figures = {}
+    for key, batch_key, name, file in (
+            ("mean_reward", batch_reward, "mean reward", "learn_check_reward.png"),
+            ("success_rate", "success_rate", "success rate", "learn_check_success.png")):
+        figures[file] = dict(
+            curves={f"{name} (training batch, {batch_key})": (steps, [r[batch_key] for r in records])},
+            title="GRPO on the default task", ylabel=name,
+            points={f"random policy (eval, {before['episodes']} fresh theories)": (0, before[key]),
+                    f"trained policy (eval, {after['episodes']} fresh theories)":
+                        (steps[-1], after[key])})
+    return figures
+
+
+def plot_learn_check(records: list[dict], before: dict, after: dict, out: Path) -> list[Path]:
+    """learn_check_reward.png and learn_check_success.png in `out` (see learn_check_curves)."""
+    return [plot_curves(path=Path(out) / file, **spec)
+            for file, spec in learn_check_curves(records, before, after).items()]
 
 
 def steps_to_reach(records: list[dict], key: str, target: float, window: int = 5) -> int | None:

@@ -40,7 +40,27 @@ def test_tensorboard_scalars_readable(tmp_path: Path) -> None:
         event = pb.Event.FromString(data[pos + 12:pos + 12 + length])
         pos += 12 + length + 4
         values += [(event.step, v.tag, v.simple_value) for v in event.summary.value]
-    assert values == [(5, "loss", 0.5), (6, "loss", 0.25)]
+    assert values == [(5, "loss/total", 0.5), (6, "loss/total", 0.25)]   # grouped: metrics.tag_of
+
+
+def test_custom_tags_and_text(tmp_path: Path) -> None:
+    """A key tag_of cannot group by name (a custom reward term) gets the tag it is given."""
+    from tensorboardX.proto import event_pb2 as pb
+    with MetricsWriter(tmp_path, tags={"my_term": "reward/my_term"}) as writer:
+        writer.write(1, {"my_term": 2.0, "kl": 0.5})
+        writer.write_text(1, "samples", "| a | b |")
+    (event_file,) = (tmp_path / "tensorboard").glob("events.out.tfevents.*")
+    data, pos, tags, texts = event_file.read_bytes(), 0, set(), []
+    while pos < len(data):
+        length = int.from_bytes(data[pos:pos + 8], "little")
+        event = pb.Event.FromString(data[pos + 12:pos + 12 + length])
+        pos += 12 + length + 4
+        for v in event.summary.value:
+            tags.add(v.tag)
+            if v.metadata.plugin_data.plugin_name == "text":
+                texts.append(v.tensor.string_val[0].decode())
+    assert {"reward/my_term", "policy/kl"} <= tags and texts == ["| a | b |"]
+    assert read_metrics(tmp_path) == [{"step": 1, "my_term": 2.0, "kl": 0.5}]   # flat keys
 
 
 def test_resume_appends_and_skips_truncated_line(tmp_path: Path) -> None:
@@ -94,6 +114,12 @@ def test_stats_block_matches_seed_layout() -> None:
         "Curriculum Phase: 2",
         "=" * 80,
     ])
+
+
+def test_stats_block_shows_a_small_kl_in_scientific_notation() -> None:
+    block = format_stats_block(3, {"kl": -3.2e-05, "entropy": 0.0})
+    assert "  kl                  : -3.2e-05" in block.splitlines()    # not -0.0000
+    assert "  entropy             : 0.0000" in block.splitlines()
 
 
 def test_stats_block_without_buffer_and_phase() -> None:

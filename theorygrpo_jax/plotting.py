@@ -3,14 +3,20 @@
     theorygrpo-plot RUN_DIR_or_metrics.jsonl [--out DIR]
 
 (also ``python -m theorygrpo_jax.plotting`` and ``python scripts/plot.py``) writes
-reward.png, success.png, kl_entropy.png, loss.png and, when logged, curriculum.png and
-replay.png into DIR (default: the run's plots/).
+reward.png, success.png, kl_entropy.png, loss.png and, when logged, curriculum.png (only
+for a run with the curriculum on) and replay.png into DIR (default: the run's plots/).
 
 Rendering uses matplotlib's Agg canvas on explicit Figure objects (no pyplot
 global state, no display needed). Each plot is a column of panels sharing
-the step axis; a panel shows those of its metric keys present in the
-records, and a figure none of whose keys are present is skipped. Noisy
-series are drawn faintly with an exponentially smoothed line over them.
+the step axis (integer ticks), each panel with its y-axis label; a panel shows
+those of its metric keys present in the records, and a figure none of whose keys
+are present is skipped. Noisy series are drawn faintly with an exponentially
+smoothed line over them.
+
+Two rewards are logged: `total_reward`, the task's reward (the sum of its components),
+and `mean_reward`, the reward the policy is trained on: total_reward plus the discovery
+bonuses, or under the curriculum the phase's reward plus them. When they are equal
+(no bonus, no curriculum) only total_reward is drawn; otherwise both, labelled so.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .metrics import read_metrics
 
@@ -37,6 +44,9 @@ EXTRA_TOTAL_KEYS = ("max_reward",)
 NOT_COMPONENT_PREFIXES = ("mean_", "max_", "min_", "best_", "std_", "buffer_", "replay_")
 SUCCESS_KEYS = ("success_rate",)
 UNIQUE_KEYS = ("unique_successes", "num_unique_successes", "num_discoveries")
+MODEL_COUNT_PREFIX = "models_"        # the catalogue's counts by kind
+DARK_SETS_PREFIX = "dark_sets_"       # dark_u1: enumerated chiral charge sets found, by size
+DISCOVERY_BONUS_KEYS = ("novelty_reward", "sm_charged_reward", "chiral_reward")
 KL_KEYS = ("kl", "kl_divergence", "mean_kl")
 ENTROPY_KEYS = ("entropy",)
 COEF_KEYS = ("kl_coef", "entropy_coef")
@@ -44,6 +54,17 @@ PHASE_KEYS = ("curriculum_phase", "phase")
 BUFFER_SIZE_KEYS = ("buffer_size", "replay_size")
 BUFFER_REWARD_KEYS = ("buffer_mean_reward", "replay_mean_reward")
 BUFFER_SUCCESS_KEYS = ("buffer_success_rate", "replay_success_rate")
+CURRICULUM_FIGURE = "curriculum.png"
+# Legend labels that say what a key is where its name does not.
+LABELS = {
+    "mean_reward": "mean_reward (trained on: + discovery bonuses, curriculum phase)",
+    "total_reward": "total_reward (the task's reward: sum of its components)",
+    "max_reward": "max_reward (best theory of the batch)",
+    "unique_successes": "unique_successes (distinct physics models found so far)",
+}
+SAME_AS_TOTAL = "total_reward (= mean_reward: no discovery bonus, no curriculum)"
+COUNT_PANELS = ("Unique successes", "Discovered models by kind", "Buffer size",
+                "Curriculum phase", "Dark U(1)' charge sets found, by number of fermions")   # whole numbers: integer y ticks
 
 
 def _is_number(value: Any) -> bool:
@@ -107,8 +128,9 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-# A panel: (title, keys present in the records -> keys to draw, smoothed?, step style?).
-Panel = tuple[str, Callable[[list[str]], list[str]], bool, bool]
+# A panel: (title, keys present in the records -> keys to draw, smoothed?, step style?,
+# y-axis label).
+Panel = tuple[str, Callable[[list[str]], list[str]], bool, bool, str]
 
 
 def _exact(names: Sequence[str]) -> Callable[[list[str]], list[str]]:
@@ -121,7 +143,11 @@ def _first(names: Sequence[str]) -> Callable[[list[str]], list[str]]:
 
 def _reward_components(keys: list[str]) -> list[str]:
     return [k for k in keys if k.endswith("_reward") and k not in TOTAL_REWARD_KEYS
-            and not k.startswith(NOT_COMPONENT_PREFIXES)]
+            and k not in DISCOVERY_BONUS_KEYS and not k.startswith(NOT_COMPONENT_PREFIXES)]
+
+
+def _prefixed(prefix: str) -> Callable[[list[str]], list[str]]:
+    return lambda keys: [k for k in keys if k.startswith(prefix)]
 
 
 def _losses(keys: list[str]) -> list[str]:
@@ -130,52 +156,125 @@ def _losses(keys: list[str]) -> list[str]:
 
 FIGURES: dict[str, tuple[str, list[Panel]]] = {
     "reward.png": ("Reward", [
-        ("Total reward", _exact(TOTAL_REWARD_KEYS + EXTRA_TOTAL_KEYS), True, False),
-        ("Reward components", _reward_components, True, False)]),
-    "success.png": ("Success", [
-        ("Success rate", _exact(SUCCESS_KEYS), True, False),
-        ("Unique successes", _first(UNIQUE_KEYS), False, False)]),
+        ("Total reward", _exact(TOTAL_REWARD_KEYS + EXTRA_TOTAL_KEYS), True, False,
+         "reward per theory (batch mean)"),
+        ("Reward components", _reward_components, True, False, "reward term (batch mean)"),
+        ("Discovery bonuses", _exact(DISCOVERY_BONUS_KEYS), True, False,
+         "bonus per theory (batch mean)")]),
+    "success.png": ("Success and discoveries", [
+        ("Success rate", _exact(SUCCESS_KEYS), True, False, "fraction of theories"),
+        ("Unique successes", _first(UNIQUE_KEYS), False, False, "models (cumulative)"),
+        ("Discovered models by kind", _prefixed(MODEL_COUNT_PREFIX), False, False,
+         "models (cumulative)"),
+        ("Dark U(1)' charge sets found, by number of fermions", _prefixed(DARK_SETS_PREFIX),
+         False, False, "charge sets (cumulative)")]),
     "kl_entropy.png": ("KL and entropy", [
-        ("KL divergence", _exact(KL_KEYS), True, False),
-        ("Entropy", _exact(ENTROPY_KEYS), True, False),
-        ("Coefficients", _exact(COEF_KEYS), False, False)]),
-    "loss.png": ("Loss", [("Loss", _losses, True, False)]),
-    "curriculum.png": ("Curriculum", [("Curriculum phase", _first(PHASE_KEYS), False, True)]),
+        ("KL divergence", _exact(KL_KEYS), True, False, "KL to the reference (nats/token)"),
+        ("Entropy", _exact(ENTROPY_KEYS), True, False, "entropy (nats/token)"),
+        ("Coefficients", _exact(COEF_KEYS), False, False, "coefficient")]),
+    "loss.png": ("Loss", [("Loss", _losses, True, False, "loss")]),
+    CURRICULUM_FIGURE: ("Curriculum", [("Curriculum phase", _first(PHASE_KEYS), False, True,
+                                        "phase")]),
     "replay.png": ("Replay buffer", [
-        ("Buffer size", _first(BUFFER_SIZE_KEYS), False, False),
-        ("Buffer mean reward", _first(BUFFER_REWARD_KEYS), True, False),
-        ("Buffer success rate", _first(BUFFER_SUCCESS_KEYS), True, False)]),
+        ("Buffer size", _first(BUFFER_SIZE_KEYS), False, False, "theories held"),
+        ("Buffer mean reward", _first(BUFFER_REWARD_KEYS), True, False, "reward"),
+        ("Buffer success rate", _first(BUFFER_SUCCESS_KEYS), True, False, "fraction")]),
 }
 
 
-def plot_records(records: Sequence[dict], out_dir: str | Path) -> list[Path]:
-    """Write the plots of FIGURES that have data into `out_dir`; returns the written paths."""
-    out_dir = Path(out_dir)
+def _same_series(records: Sequence[dict], a: str, b: str) -> bool:
+    """Whether metrics a and b have the same values at the same steps (float32 rounding)."""
+    (sa, va), (sb, vb) = series(records, a), series(records, b)
+    return sa.shape == sb.shape and bool(np.all(sa == sb)) and bool(
+        np.allclose(va, vb, rtol=1e-5, atol=1e-6, equal_nan=True))
+
+
+def _label(key: str, same_as_total: bool) -> str:
+    if key == "total_reward" and same_as_total:
+        return SAME_AS_TOTAL
+    return LABELS.get(key, key)
+
+
+def _integer_steps(ax) -> None:
+    """Whole-number step ticks, also on a run of one or two steps (a narrower axis than
+    one step gets no integer tick: widen it)."""
+    low, high = ax.get_xlim()
+    if high - low < 2:
+        middle = round((low + high) / 2)
+        ax.set_xlim(middle - 1, middle + 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def curriculum_on(run_dir: Path) -> bool | None:
+    """train.use_curriculum of the run whose config.yaml is in `run_dir` (None: unknown)."""
+    import yaml
+
+    try:
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        value = saved["train"]["use_curriculum"]
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, bool) else None
+
+
+def plot_records(records: Sequence[dict], out_dir: str | Path,
+                 curriculum: bool | None = None) -> list[Path]:
+    """Write the plots of FIGURES that have data into `out_dir`; returns the written paths.
+
+    `curriculum`: whether the run used the curriculum (False: no curriculum.png, whose
+    phase is then a constant 0); None: draw it only when the phase changed.
+    """
+    return [_save(fig, Path(out_dir) / name)
+            for name, fig in run_figures(records, curriculum).items()]
+
+
+def run_figures(records: Sequence[dict], curriculum: bool | None = None) -> dict[str, Figure]:
+    """The figures of FIGURES that have data, by file name (see plot_records)."""
     keys = metric_keys(records)
-    written = []
+    if "mean_reward" in keys and "total_reward" in keys:
+        same_as_total = _same_series(records, "mean_reward", "total_reward")
+    else:
+        same_as_total = False
+    if same_as_total:   # one line, labelled as both
+        keys = [k for k in keys if k != "mean_reward"]
+    # A bonus that is 0 at every step is switched off: not drawn.
+    keys = [k for k in keys if k not in DISCOVERY_BONUS_KEYS
+            or np.any(np.nan_to_num(series(records, k)[1]) != 0)]
+    if curriculum is None:
+        phase = _first(PHASE_KEYS)(keys)
+        curriculum = bool(phase) and len(set(series(records, phase[0])[1].tolist())) > 1
+    figures = {}
     for filename, (title, panels) in FIGURES.items():
-        present = [(name, select(keys), smoothed, steps)
-                   for name, select, smoothed, steps in panels if select(keys)]
+        if filename == CURRICULUM_FIGURE and not curriculum:
+            continue
+        present = [(name, select(keys), smoothed, steps, ylabel)
+                   for name, select, smoothed, steps, ylabel in panels if select(keys)]
         if not present:
             continue
         fig = Figure(figsize=(11, 2.8 * len(present) + 0.6))
         axes = fig.subplots(len(present), 1, sharex=True, squeeze=False)[:, 0]
-        for ax, (name, names, smoothed, step_style) in zip(axes, present):
+        for ax, (name, names, smoothed, step_style, ylabel) in zip(axes, present):
             for key in names:
-                _draw(ax, *series(records, key), key, smoothed, step_style)
+                _draw(ax, *series(records, key), _label(key, same_as_total), smoothed, step_style)
             ax.set_title(name, fontsize=10)
+            ax.set_ylabel(ylabel, fontsize=9)
+            if name in COUNT_PANELS:
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never hides data
         axes[-1].set_xlabel("step")
+        _integer_steps(axes[-1])
         fig.suptitle(title)
         fig.tight_layout()
-        written.append(_save(fig, out_dir / filename))
-    return written
+        figures[filename] = fig
+    return figures
 
 
-def plot_metrics(source: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+def plot_metrics(source: str | Path, out_dir: str | Path | None = None,
+                 curriculum: bool | None = None) -> list[Path]:
     """Plots of a run directory or `metrics.jsonl` (default output: the run's `plots/`).
 
+    `curriculum` None: read from the run's config.yaml when there is one (see plot_records).
     Raises FileNotFoundError when there is no metrics file and ValueError when
     it holds no records; returns the written paths (missing keys are skipped).
     """
@@ -183,19 +282,32 @@ def plot_metrics(source: str | Path, out_dir: str | Path | None = None) -> list[
     records = read_metrics(source)
     if not records:
         raise ValueError(f"{source}: no metrics records")
+    run_dir = source if source.is_dir() else source.parent
     if out_dir is None:
-        out_dir = (source if source.is_dir() else source.parent) / PLOTS_DIR
-    return plot_records(records, out_dir)
+        out_dir = run_dir / PLOTS_DIR
+    if curriculum is None:
+        curriculum = curriculum_on(run_dir)
+    return plot_records(records, out_dir, curriculum)
 
 
 def plot_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path: str | Path,
-                title: str, ylabel: str, xlabel: str = "step") -> Path:
-    """One axes comparing named curves {label: (steps, values)} (e.g. pretrained vs random init).
+                title: str, ylabel: str, xlabel: str = "step",
+                points: dict[str, tuple[float, float]] | None = None) -> Path:
+    """One axes comparing named curves {label: (steps, values)} (e.g. pretrained vs random init),
+    and named single measurements {label: (step, value)} drawn as markers (an evaluation
+    before or after training: a value at one step, not a line).
 
     Long curves are drawn faintly with a smoothed line. Returns `path`.
     """
     if not curves:
         raise ValueError(f"plot_curves: no curves to plot into {path}")
+    return _save(curves_figure(curves, title, ylabel, xlabel, points), Path(path))
+
+
+def curves_figure(curves: dict[str, tuple[Sequence[float], Sequence[float]]], title: str,
+                  ylabel: str, xlabel: str = "step",
+                  points: dict[str, tuple[float, float]] | None = None) -> Figure:
+    """The figure of plot_curves."""
     fig = Figure(figsize=(10, 5))
     ax = fig.subplots()
     for label, (steps, values) in curves.items():
@@ -205,13 +317,17 @@ def plot_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path
             raise ValueError(f"plot_curves: curve '{label}' has {steps.shape} steps "
                              f"but {values.shape} values")
         _draw(ax, steps, values, label, smoothed=True)
+    for (label, (step, value)), marker in zip((points or {}).items(), "D*sP^v"):
+        ax.plot([step], [value], linestyle="none", marker=marker, markersize=11,
+                markeredgecolor="black", label=label, zorder=5)
+    _integer_steps(ax)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return fig
 
 
 def main(argv: list[str] | None = None) -> int:
