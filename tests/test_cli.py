@@ -3,6 +3,7 @@ and the command-line tools' main(argv) behind the entry points and scripts/."""
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_compilation_cache_directory_from_the_environment(monkeypatch, tmp_path):
     before = jax.config.jax_compilation_cache_dir
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
     try:
         monkeypatch.setenv("THEORYGRPO_JAX_CACHE", str(tmp_path / "xla"))
         assert cli.use_compilation_cache() == str(tmp_path / "xla")
@@ -31,6 +33,36 @@ def test_compilation_cache_directory_from_the_environment(monkeypatch, tmp_path)
             assert cli.use_compilation_cache() is None
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_compilation_cache_respects_jax_compilation_cache_dir(monkeypatch, tmp_path):
+    """The standard variable (a cluster's shared scratch) wins over ours and over the default,
+    and is used as it is, also when it is exported after jax was imported."""
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        shared = str(tmp_path / "scratch" / "xla")
+        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", shared)
+        monkeypatch.setenv("THEORYGRPO_JAX_CACHE", str(tmp_path / "ours"))
+        assert cli.use_compilation_cache() == shared
+        assert jax.config.jax_compilation_cache_dir == shared
+        monkeypatch.setenv("THEORYGRPO_JAX_CACHE", "off")   # ours off: JAX's own still holds
+        assert cli.use_compilation_cache() == shared
+        assert jax.config.jax_compilation_cache_dir == shared
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+
+
+def test_compilation_cache_env_var_read_by_a_fresh_process(tmp_path):
+    """As on a cluster: exported before Python starts, JAX reads it and we leave it."""
+    shared = str(tmp_path / "shared")
+    code = ("import jax; from theorygrpo_jax import cli; "
+            "print(cli.use_compilation_cache(), jax.config.jax_compilation_cache_dir)")
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": shared,
+           "THEORYGRPO_JAX_CACHE": str(tmp_path / "ours"), "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [shared, shared]
 
 
 def test_print_result_aligns_keys_and_flattens_nested_entries(capsys):

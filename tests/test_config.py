@@ -29,7 +29,8 @@ def _write(tmp_path, text):
 
 
 @pytest.mark.parametrize("text,message", [
-    ("grpo:\n  group_sise: 8\n", ": unknown key 'grpo.group_sise' (known: "),
+    ("grpo:\n  group_sise: 8\n", ": unknown key 'grpo.group_sise': did you mean 'group_size'? "
+                                 "(known: "),
     ("gpro:\n  group_size: 8\n", ": unknown section 'gpro'"),
     ("grpo:\n  group_size: eight\n", ": grpo.group_size: expected an integer, got 'eight'"),
     ("grpo:\n  group_size: 1\n", ": grpo: group_size must be >= 2"),
@@ -117,3 +118,82 @@ def test_files_that_are_not_configs_are_one_line_errors(tmp_path, data, message)
 def test_a_directory_is_not_a_config(tmp_path):
     with pytest.raises(ConfigError, match=f"^{tmp_path}: cannot read config: Is a directory$"):
         load_config(tmp_path)
+
+
+# ---------------------------------------------------------------------------
+# TRL and Tunix names (issue 15): aliases, "did you mean", values without an equivalent
+
+SMOKE = CONFIGS[0].parent / "smoke.yaml"
+
+
+@pytest.mark.parametrize("alias,value,key,expected", [
+    ("grpo.num_generations", 8, "group_size", 8),
+    ("grpo.beta", 0.1, "kl_coef", 0.1),
+    ("grpo.epsilon", 0.3, "clip_range", 0.3),
+    ("grpo.epsilon_low", 0.3, "clip_range", 0.3),
+    ("grpo.epsilon_high", 0.28, "clip_range_high", 0.28),
+    ("grpo.num_iterations", 2, "inner_iterations", 2),
+    ("grpo.loss_type", "grpo", "loss_aggregation", "sequence"),   # per-sequence mean, then mean
+    ("grpo.loss_type", "bnpo", "loss_aggregation", "token"),      # mean over the batch's tokens
+    ("grpo.loss_type", "dapo", "loss_aggregation", "token"),
+    ("grpo.scale_rewards", False, "scale_by_std", False),
+    ("grpo.scale_rewards", "group", "scale_by_std", True),
+    ("grpo.adam_beta2", 0.99, "adam_b2", 0.99),
+    ("train.max_steps", 7, "num_episodes", 7),
+    ("train.logging_steps", 5, "log_interval", 5),
+])
+def test_trl_and_tunix_names_are_aliases_in_set_and_yaml(tmp_path, alias, value, key, expected):
+    section, name = alias.split(".")
+    by_set = load_config(SMOKE, {alias: value})               # overrides the file's own key
+    assert getattr(getattr(by_set, section), key) == expected
+    path = tmp_path / "trl.yaml"
+    path.write_text(f"{section}:\n  {name}: {value!r}\n".replace("'", '"'))
+    by_yaml = load_config(path)
+    assert getattr(getattr(by_yaml, section), key) == expected
+
+
+def test_set_beta_overrides_kl_coef_of_the_file():
+    assert load_config(SMOKE, {"grpo.beta": 0.1}).grpo.kl_coef == 0.1
+
+
+@pytest.mark.parametrize("text,message", [
+    ("grpo:\n  beta: 0.1\n  kl_coef: 0.2\n",
+     ": grpo.beta is the TRL/Tunix name of grpo.kl_coef, which is given too"),
+    ("grpo:\n  kl_coeff: 0.1\n", ": unknown key 'grpo.kl_coeff': did you mean 'kl_coef'? (known: "),
+    ("grpo:\n  betta: 0.1\n", ": unknown key 'grpo.betta': did you mean 'beta' (TRL/Tunix name of "
+                             "kl_coef)? (known: "),
+    ("train:\n  beta: 0.1\n", ": unknown key 'train.beta': beta (TRL/Tunix) is grpo.kl_coef here"),
+    ("num_generations: 8\n", ": unknown section 'num_generations': num_generations (TRL/Tunix) "
+                             "is grpo.group_size here"),
+    ("grpo:\n  loss_type: dr_grpo\n", ": grpo.loss_type (TRL/Tunix name of grpo.loss_aggregation) "
+                                      "'dr_grpo' has no equivalent here: we support loss_type grpo"),
+    ("grpo:\n  scale_rewards: batch\n", ": grpo.scale_rewards (TRL/Tunix name of "
+                                        "grpo.scale_by_std) 'batch' has no equivalent here"),
+    ("grpo:\n  advantage_fn: 3\n", ": grpo: advantage_fn must be a function or its name"),
+])
+def test_alias_and_did_you_mean_messages(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, text))
+    assert str(err.value).startswith(f"{tmp_path / 'bad.yaml'}{message}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_set_with_an_alias_value_without_equivalent_names_the_override():
+    with pytest.raises(ConfigError, match="^override 'grpo.loss_type': grpo.loss_type .* 'dr_grpo' "
+                                          "has no equivalent here"):
+        load_config(SMOKE, {"grpo.loss_type": "dr_grpo"})
+
+
+def test_every_alias_names_an_existing_key():
+    import dataclasses as dc
+    from theorygrpo_jax.config import ALIASES
+    for (section, name), (ours, _) in ALIASES.items():
+        fields = {f.name for f in dc.fields(type(getattr(Config(), section)))}
+        assert ours in fields and name not in fields, (section, name)
+
+
+def test_the_names_table_lists_every_alias():
+    table = (CONFIGS[0].parents[1] / "docs" / "names.md").read_text()
+    from theorygrpo_jax.config import ALIASES
+    for (section, name), (ours, _) in ALIASES.items():
+        assert f"`{name}`" in table and f"`{section}.{ours}`" in table, name

@@ -1,5 +1,7 @@
 """Curriculum phases: weights, phase rewards and successes, and transitions, all checked by hand."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,3 +111,49 @@ def test_advance_at_exact_threshold():
     for rate in (0.7, 0.7, 0.69):
         state = step(state, cfg, jnp.float32(rate))
     assert int(state.phase) == 1 and int(state.count) == 3
+
+
+# ---------------------------------------------------------------------------
+# The best model under the curriculum (issue 15): judged on the task's total reward
+
+
+@pytest.fixture(scope="module")
+def curriculum_run(tmp_path_factory):
+    from theorygrpo_jax import train as T
+    from theorygrpo_jax.config import load_config
+    from theorygrpo_jax.resources import packaged_config
+    config = load_config(packaged_config("smoke"), {"train.use_curriculum": True,
+                                                    "train.log_interval": 1,
+                                                    "train.num_episodes": 3})
+    out = tmp_path_factory.mktemp("curriculum")
+    state, _ = T.train(config, out, log=lambda _: None)
+    return config, out, state
+
+
+def test_the_rollout_keeps_the_best_total_reward_not_the_phase_reward(curriculum_run):
+    from theorygrpo_jax import train as T
+    config, _, _ = curriculum_run
+    state, inputs, fns = T.place(config, T.init_state(config))
+    state = state.replace(best_reward=jnp.float32(-1e9))
+    prompts, lengths = inputs.prompt_tokens[[0] * 8], inputs.prompt_len[[0] * 8]
+    state, _, metrics, _, scores = fns.rollout(state, inputs.tables, prompts, lengths)
+    total = float(np.mean(np.asarray(scores["total_reward"], np.float64)))
+    assert int(state.curriculum.phase) == 0
+    # phase 0 pays for length and invalid terms only: the phase reward is not the total here
+    assert float(metrics["mean_reward"]) != pytest.approx(total)
+    assert float(state.best_reward) == pytest.approx(total, rel=1e-6)
+    assert float(metrics["total_reward"]) == pytest.approx(total, rel=1e-6)
+
+
+def test_best_model_under_curriculum_is_chosen_on_total_reward(curriculum_run):
+    from theorygrpo_jax.checkpoint import read_metadata
+    _, out, state = curriculum_run
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    totals = [r["total_reward"] for r in records]
+    assert any(r["mean_reward"] != pytest.approx(r["total_reward"]) for r in records)
+    # every step is logged (log_interval 1): best_model is the first step of the highest total
+    best_step = records[totals.index(max(totals))]["step"]
+    assert read_metadata(out / "checkpoints" / "best_model")["step"] == best_step
+    assert float(state.best_reward) == pytest.approx(max(totals), rel=1e-6)
+    stats = json.loads((out / "training_stats.json").read_text())
+    assert stats["best_reward"] == pytest.approx(max(totals), rel=1e-6)

@@ -53,3 +53,15 @@ def test_batches_give_the_theories_of_one_batch():
     one = [r["tokens"] for r in iter_sample_and_score(config, 8, batch_size=8)]
     batched = [r["tokens"] for r in iter_sample_and_score(config, 8, batch_size=3)]
     assert batched == one and len(set(map(tuple, one))) > 1
+
+
+def test_config_for_reads_a_run_directory(tmp_path):
+    """--config RUN (a directory holding config.yaml) is that run's config, as --checkpoint
+    RUN would give."""
+    from theorygrpo_jax.config import load_config
+    from theorygrpo_jax.generate import config_for
+    from theorygrpo_jax.resources import packaged_config
+    smoke = load_config(packaged_config("smoke"), {"grpo.temperature": 0.5})
+    from theorygrpo_jax.config import save_config
+    save_config(smoke, tmp_path / "config.yaml")
+    assert config_for(None, str(tmp_path)) == smoke

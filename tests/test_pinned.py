@@ -45,15 +45,30 @@ SCRATCH_TOKENS = [
 SCRATCH_LOGPROB_SUM = -291.60760498046875
 
 
-def test_training_steps_are_pinned():
+def _pinned_steps(packing: bool):
     config = load_config(packaged_config("smoke"), {"train.use_curriculum": True,
-                                                    "train.use_priority_buffer": True})
+                                                    "train.use_priority_buffer": True,
+                                                    "grpo.update_packing": packing})
     state, inputs, fns = T.place(config, T.init_state(config))
     for tokens, metrics in zip(STEP_TOKENS, STEP_METRICS):
         state, out = T.train_step(state, inputs, fns, config)
         np.testing.assert_array_equal(np.asarray(out.tokens)[[0, 3, 5]], np.array(tokens))
         got = jax.device_get(out.metrics)
-        assert {k: float(got[k]) for k in metrics} == metrics
+        yield {k: float(got[k]) for k in metrics}, metrics
+
+
+def test_training_steps_are_pinned():
+    # The pinned update is the unpacked one (length-sorted chunks), bit for bit.
+    for got, pinned in _pinned_steps(packing=False):
+        assert got == pinned
+
+
+def test_packed_training_steps_match_the_pins():
+    # The default update packs theories several to a row (grpo.update_packing): the same
+    # tokens, and the same losses up to float rounding (the sums run in another order).
+    for got, pinned in _pinned_steps(packing=True):
+        for key, value in pinned.items():
+            assert abs(got[key] - value) <= 1e-6 * max(1.0, abs(value)), (key, got[key], value)
 
 
 def test_sampling_from_bos_is_pinned():

@@ -59,7 +59,49 @@ def test_score_table_and_preset(capsys):
     table = capsys.readouterr().out
     assert "SUCCESS" in table and "U1^3" in table and "Witten SU2" in table
     assert "Q=  2/3" in table and "m=[0.002, 1, 200]" in table       # the top, as a fraction and GeV
-    assert "total_reward=0.0000" in table
+    assert "total_reward" in table and _row(table, "total_reward") == ["total_reward", "0.0000"]
+
+
+def _row(table: str, name: str) -> list[str]:
+    """The words of the table's reward row `name`."""
+    rows = [line.split() for line in table.splitlines() if line.split()[:1] == [name]]
+    assert len(rows) == 1, table
+    return rows[0]
+
+
+def test_the_table_shows_each_weight_and_marks_components_the_total_ignores(capsys):
+    # the default reward weighs heavy exotics 0: shown, marked as not in the total
+    assert score.main([str(EXAMPLES / "sm.theory")]) == 0
+    table = capsys.readouterr().out
+    assert _row(table, "anomalies_reward") == ["anomalies_reward", "1", "x", "0.0000"]
+    assert _row(table, "heavy_exotics_reward")[:4] == ["heavy_exotics_reward", "0", "x", "0.0000"]
+    assert "(weight 0: not in the total)" in " ".join(_row(table, "heavy_exotics_reward"))
+    assert "not in the total" not in " ".join(_row(table, "length_reward"))
+
+
+def test_score_with_a_packaged_config_uses_its_reward(capsys):
+    # smoke: max_len 64, soft_len 60, length_alpha 1, heavy exotics weighed 1. The SM file has
+    # L tokens (BOS..EOS): length_reward = -(L - 60) / (64 - 60) when L > 60.
+    theory = text.load_theory(EXAMPLES / "sm.theory")
+    length = len(theory)
+    assert score.main([str(EXAMPLES / "sm.theory"), "--config", "smoke", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["length"] == length and length > 60
+    assert res["rewards"]["length_reward"] == pytest.approx(-(length - 60) / 4)
+    assert res["rewards"]["total_reward"] == pytest.approx(-(length - 60) / 4)
+    assert res["weights"]["heavy_exotics_reward"] == 1.0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config", "nope"], "error: nope: no such config file"),
+    (["--run", "/nonexistent"], "error: /nonexistent: not a run directory (no config.yaml)"),
+    (["--config", "smoke", "--preset", "lhc"], "error: give one of --config, --preset"),
+])
+def test_reward_source_errors_are_one_line(capsys, args, message):
+    with pytest.raises(SystemExit) as err:
+        score.main([str(EXAMPLES / "sm.theory"), *args])
+    out = capsys.readouterr()
+    assert err.value.code == 2 and out.err.startswith(message) and len(out.err.splitlines()) == 1
 
 
 def test_score_files_in_process(bad_file):

@@ -27,6 +27,8 @@ FLAG_KEYS = {
     "seed": ("train.seed", int),
     "max_minutes": ("train.max_minutes", float),
 }
+FLAG_NOTES = {"num_episodes": " (the total number of steps of the run, a resumed one included; "
+                             "not a number of further steps)"}
 SWITCH_KEYS = {"use_curriculum": "train.use_curriculum", "use_priority_buffer": "train.use_priority_buffer"}
 
 
@@ -43,12 +45,19 @@ def use_compilation_cache() -> str | None:
 
     On a CPU the sampler and the update take tens of seconds to compile, most of
     a short run; a later run with the same shapes and flags loads them instead.
-    Directory: $THEORYGRPO_JAX_CACHE, else $XDG_CACHE_HOME/theorygrpo_jax (default
-    ~/.cache/theorygrpo_jax); with THEORYGRPO_JAX_CACHE=off it does nothing (no
-    cache). Call it before the first jit compile.
+    Directory: JAX's own $JAX_COMPILATION_CACHE_DIR when set (clusters point it at shared
+    scratch: it wins over everything below), else $THEORYGRPO_JAX_CACHE, else
+    $XDG_CACHE_HOME/theorygrpo_jax (default ~/.cache/theorygrpo_jax); with
+    THEORYGRPO_JAX_CACHE=off and no JAX_COMPILATION_CACHE_DIR it does nothing (no cache).
+    Call it before the first jit compile.
     """
     import jax
 
+    standard = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if standard:   # JAX read it at import; set again only if it was exported after that
+        if jax.config.jax_compilation_cache_dir != standard:
+            jax.config.update("jax_compilation_cache_dir", standard)
+        return standard
     where = os.environ.get("THEORYGRPO_JAX_CACHE")
     if where is not None and where.strip().lower() in ("off", "0", "none", "false"):
         return None
@@ -61,7 +70,7 @@ def use_compilation_cache() -> str | None:
 
 def add_override_flags(parser: argparse.ArgumentParser) -> None:
     for flag, (key, kind) in FLAG_KEYS.items():
-        parser.add_argument(f"--{flag}", type=kind, help=f"sets {key}")
+        parser.add_argument(f"--{flag}", type=kind, help=f"sets {key}{FLAG_NOTES.get(flag, '')}")
     for flag, key in SWITCH_KEYS.items():
         parser.add_argument(f"--{flag}", action="store_true", default=None, help=f"sets {key}: true")
     add_set_flag(parser)

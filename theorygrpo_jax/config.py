@@ -12,7 +12,15 @@ A config file has one mapping per section:
     pretrain:   PretrainConfig   (scripts/pretrain.py)
 
 Unknown sections or keys, wrong types and out-of-range values are
-`ConfigError`s naming the file and the key.
+`ConfigError`s naming the file and the key; an unknown key names the closest
+known one ("did you mean 'kl_coef'?"). TRL's and Tunix's names of our keys
+(`grpo.beta`, `grpo.num_generations`, ... : `ALIASES`, docs/names.md) are
+accepted in files and overrides.
+
+Two keys take user functions (hooks, see theorygrpo_jax.hooks):
+`reward.extra` and `grpo.advantage_fn`, named "package.module:function" in
+YAML. The config holds the resolved functions (so equal configs call the same
+functions) and `to_dict` / `save_config` write their names back.
 
 This module is the one home of configuration and imports no JAX: the
 algorithm modules, scripts and notebooks read their options from here.
@@ -21,6 +29,7 @@ algorithm modules, scripts and notebooks read their options from here.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -153,7 +162,9 @@ class RewardConfig:
     #                                      None: 3/4 of max_len
     max_len: int = ModelConfig.max_len   # the sampler's max_len (penalty −α there); in a Config it
     #                                      is model.max_len (config_from_dict fills it in)
-    extra: tuple = ()                    # ((name, weight, fn: TheoryRecord -> float scalar), ...)
+    extra: tuple = ()                    # ((name, weight, fn: TheoryRecord -> float scalar), ...);
+    #                                      YAML: a list of {name, weight, fn: "package.module:function"}
+    #                                      (fn given by name is resolved here: see theorygrpo_jax.hooks)
 
     def __post_init__(self):
         if self.soft_len is None and isinstance(self.max_len, int) and self.max_len > 1:
@@ -178,10 +189,10 @@ class RewardConfig:
                              f"max_len={self.max_len}")
         if not isinstance(self.extra, tuple):
             raise ValueError("RewardConfig.extra must be a tuple of (name, weight, fn) tuples")
+        object.__setattr__(self, "extra", tuple(_extra_entry(item, i)
+                                                for i, item in enumerate(self.extra)))
         seen = set()
         for item in self.extra:
-            if not (isinstance(item, tuple) and len(item) == 3):
-                raise ValueError(f"RewardConfig.extra entries must be (name, weight, fn), got {item!r}")
             name, weight, fn = item
             if not isinstance(name, str) or not name:
                 raise ValueError(f"RewardConfig.extra name must be a non-empty str, got {name!r}")
@@ -192,6 +203,12 @@ class RewardConfig:
                 raise ValueError(f"RewardConfig.extra weight of {name!r} must be a finite number, got {weight!r}")
             if not callable(fn):
                 raise ValueError(f"RewardConfig.extra fn of {name!r} must be callable, got {fn!r}")
+
+    def weights(self) -> dict[str, float]:
+        """{component: weight in total_reward}: the built-in components, then the extras."""
+        builtin = {f"{n}_reward": float(getattr(self, f"{n}_weight"))
+                   for n in ("anomalies", "light_exotics", "invalid_terms", "length", "heavy_exotics")}
+        return {**builtin, **{name: float(weight) for name, weight, _ in self.extra}}
 
     @classmethod
     def lhc(cls, **overrides: Any) -> "RewardConfig":
@@ -208,6 +225,45 @@ class RewardConfig:
         if name == "lhc":
             return cls.lhc(**overrides)
         raise ValueError(f"unknown reward preset {name!r}; expected 'default' or 'lhc'")
+
+
+EXTRA_KEYS = ("name", "weight", "fn")   # the keys of one reward.extra entry in YAML
+
+
+def _extra_entry(item: Any, index: int) -> tuple:
+    """One reward.extra entry as (name, weight, fn) with fn a function: from a tuple or a YAML
+    mapping {name, weight, fn}, fn given as a function or its "package.module:function"."""
+    from . import hooks
+    where = f"reward.extra[{index}]"
+    if isinstance(item, dict):
+        unknown = [k for k in item if k not in EXTRA_KEYS]
+        missing = [k for k in EXTRA_KEYS if k not in item]
+        if unknown or missing:
+            raise ValueError(f"{where}: expected the keys name, weight, fn"
+                             + (f"; unknown {unknown}" if unknown else "")
+                             + (f"; missing {missing}" if missing else ""))
+        item = tuple(item[k] for k in EXTRA_KEYS)
+    if isinstance(item, list):   # YAML's [name, weight, fn]
+        item = tuple(item)
+    if not (isinstance(item, tuple) and len(item) == 3):
+        raise ValueError(f"RewardConfig.extra entries must be (name, weight, fn), got {item!r}")
+    name, weight, fn = item
+    if isinstance(fn, str):
+        fn = hooks.resolve(fn, f"{where}.fn")
+    if isinstance(weight, int) and not isinstance(weight, bool):
+        weight = float(weight)
+    return (name, weight, fn)
+
+
+def _advantage_fn(value: Any) -> Any:
+    """grpo.advantage_fn as a function (None: the built-in grpo.group_advantages)."""
+    from . import hooks
+    if value is None:
+        return None
+    if not (isinstance(value, str) or callable(value)):
+        raise ValueError(f"advantage_fn must be a function or its name \"package.module:function\", "
+                         f"got {value!r}")
+    return hooks.resolve(value, "grpo.advantage_fn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,8 +294,21 @@ class GRPOConfig:
     loss_aggregation: str = "token"       # "token": mean over all completion tokens; "sequence": per-sequence mean, then mean
     update_chunks: int = 4                # sort the batch by length and cut this many row groups to their own
     #                                       length before the update (less padding; the loss is unchanged)
+    update_packing: bool = True           # pack several theories to a row for the update (block-causal
+    #                                       mask, per-theory positions): the same loss to float rounding on
+    #                                       far less padding; False: the length-sorted chunks as they are
+    update_matmul_dtype: str | None = None  # "bfloat16": the update's weight matmuls take bf16 operands
+    #                                       (float32 sums, parameters, gradients and Adam); None: the
+    #                                       model's matmul_dtype. Faster on CPUs with bf16 units; moves the
+    #                                       loss by ~1e-4 relative
+    update_grad_matmul_dtype: str = "float32"  # "bfloat16": the backward's weight matmuls too (packed
+    #                                       update with update_matmul_dtype bfloat16)
+    advantage_fn: Any = None              # "package.module:function" (or the function): advantages [B] of
+    #                                       fn(rewards [B], group_size, scale_by_std, advantage_eps), rewards
+    #                                       laid out group by group; None: grpo.group_advantages
 
     def __post_init__(self):
+        object.__setattr__(self, "advantage_fn", _advantage_fn(self.advantage_fn))
         _check(self.group_size >= 2, f"group_size must be >= 2 (advantages are relative within a group), got {self.group_size}")
         _check(self.prompts_per_step >= 1, f"prompts_per_step must be >= 1, got {self.prompts_per_step}")
         _check(self.temperature >= MIN_TEMPERATURE,
@@ -265,6 +334,10 @@ class GRPOConfig:
         _check(self.advantage_eps > 0, f"advantage_eps must be > 0, got {self.advantage_eps}")
         _check(self.inner_iterations >= 1, f"inner_iterations must be >= 1, got {self.inner_iterations}")
         _check(self.update_chunks >= 1, f"update_chunks must be >= 1, got {self.update_chunks}")
+        _check(self.update_matmul_dtype in (None, "float32", "bfloat16"),
+               f"update_matmul_dtype must be float32, bfloat16 or null, got {self.update_matmul_dtype!r}")
+        _check(self.update_grad_matmul_dtype in ("float32", "bfloat16"),
+               f"update_grad_matmul_dtype must be float32 or bfloat16, got {self.update_grad_matmul_dtype!r}")
         _check(self.loss_aggregation in ("token", "sequence"),
                f"loss_aggregation must be 'token' or 'sequence', got {self.loss_aggregation!r}")
 
@@ -367,7 +440,10 @@ class ReplayConfig:
     alpha: float = 0.6                    # priority exponent
     beta: float = 0.4                     # importance-weight exponent (1: full correction)
     replay_per_step: int = 8              # replayed theories joining each update
-    min_reward: float | None = None       # store only theories with at least this reward; None: successes only
+    min_reward: float | None = None       # store only theories with at least this reward; None: successes only.
+    #                                       The buffer keeps the reward the policy learns from (under the
+    #                                       curriculum: the phase's reward; plus discovery bonuses), the
+    #                                       scale replayed advantages are measured on against fresh rollouts
 
     def __post_init__(self):
         _check(self.capacity >= 1, f"capacity must be >= 1, got {self.capacity}")
@@ -423,7 +499,14 @@ class Config:
                              f"({self.model.max_len}): the length penalty is relative to it")
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        """Plain data (YAML/JSON): hooks as their "module:function" names (`hooks.name_of`; a
+        lambda or a function defined inside a function is a HookError naming its key)."""
+        return {f.name: _to_plain(getattr(self, f.name), f.name) for f in dataclasses.fields(self)}
+
+    def hooks(self) -> tuple:
+        """The user functions this config calls (reward.extra's, grpo.advantage_fn), in order."""
+        extra = tuple(fn for _, _, fn in self.reward.extra)
+        return extra + ((self.grpo.advantage_fn,) if self.grpo.advantage_fn is not None else ())
 
 
 def _check_finite(section: Any, name: str) -> None:
@@ -435,13 +518,18 @@ def _check_finite(section: Any, name: str) -> None:
             raise ValueError(f"{name}.{f.name} must be a finite number, got {value}")
 
 
-def _to_plain(value: Any) -> Any:
+def _to_plain(value: Any, key: str) -> Any:
+    from . import hooks
     if dataclasses.is_dataclass(value):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _to_plain(getattr(value, f.name), f"{key}.{f.name}")
+                for f in dataclasses.fields(value)}
+    if key == "reward.extra":
+        return [{"name": name, "weight": weight, "fn": hooks.name_of(fn, f"{key}[{i}].fn")}
+                for i, (name, weight, fn) in enumerate(value)]
     if isinstance(value, tuple):
-        return [_to_plain(v) for v in value]
+        return [_to_plain(v, key) for v in value]
     if callable(value):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+        return hooks.name_of(value, key)
     return value
 
 
@@ -491,6 +579,71 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+# TRL's and Tunix's names of our keys: (section, their name) -> (our key, their values -> ours, or
+# None when the value is the same). docs/names.md is the table for users.
+_LOSS_TYPES = {"grpo": "sequence", "bnpo": "token", "dapo": "token"}
+_SCALE_REWARDS = {True: True, False: False, "group": True, "none": False}
+ALIASES: dict[tuple[str, str], tuple[str, dict | None]] = {
+    ("grpo", "num_generations"): ("group_size", None),
+    ("grpo", "beta"): ("kl_coef", None),
+    ("grpo", "epsilon"): ("clip_range", None),
+    ("grpo", "epsilon_low"): ("clip_range", None),
+    ("grpo", "epsilon_high"): ("clip_range_high", None),
+    ("grpo", "num_iterations"): ("inner_iterations", None),
+    ("grpo", "loss_type"): ("loss_aggregation", _LOSS_TYPES),
+    ("grpo", "scale_rewards"): ("scale_by_std", _SCALE_REWARDS),
+    ("grpo", "adam_beta1"): ("adam_b1", None),
+    ("grpo", "adam_beta2"): ("adam_b2", None),
+    ("train", "max_steps"): ("num_episodes", None),
+    ("train", "logging_steps"): ("log_interval", None),
+    ("train", "save_steps"): ("save_interval", None),
+    ("train", "save_total_limit"): ("keep_checkpoints", None),
+}
+_ALIAS_VALUE_HELP = {
+    "loss_type": "we support loss_type grpo (grpo.loss_aggregation: sequence), bnpo or dapo "
+                 "(grpo.loss_aggregation: token); Dr. GRPO's unscaled advantages are "
+                 "grpo.scale_by_std: false",
+    "scale_rewards": "we support scale_rewards true/group (grpo.scale_by_std: true) and "
+                     "false/none (grpo.scale_by_std: false); there is no batch-level scaling",
+}
+
+
+def _canonical(section: str, key: str, value: Any, where: str) -> tuple[str, Any]:
+    """(our key, our value) of `section.key`, translating a TRL/Tunix alias; others unchanged."""
+    if (section, key) not in ALIASES:
+        return key, value
+    ours, values = ALIASES[(section, key)]
+    if values is not None:
+        try:
+            known = value in values
+        except TypeError:
+            known = False
+        if not known:
+            raise ConfigError(f"{where}: {section}.{key} (TRL/Tunix name of {section}.{ours}) "
+                              f"{value!r} has no equivalent here: {_ALIAS_VALUE_HELP[key]}")
+        value = values[value]
+    return ours, value
+
+
+def _unknown_key(source: str, section: str, key: Any, fields: set[str]) -> ConfigError:
+    """The error of an unknown key: the closest known key or alias ("did you mean"), a
+    TRL/Tunix name given in the wrong section, then the known keys."""
+    path = f"{section}.{key}" if section else str(key)
+    kind = "key" if section else "section"
+    aliases = {name: ours for (sec, name), (ours, _) in ALIASES.items() if sec == section}
+    hint = ""
+    close = difflib.get_close_matches(str(key), sorted(fields | set(aliases)), n=1, cutoff=0.6)
+    elsewhere = [(sec, ours) for (sec, name), (ours, _) in ALIASES.items() if name == key]
+    if elsewhere:
+        sec, ours = elsewhere[0]
+        hint = f": {key} (TRL/Tunix) is {sec}.{ours} here"
+    elif close and close[0] in aliases:
+        hint = f": did you mean '{close[0]}' (TRL/Tunix name of {aliases[close[0]]})?"
+    elif close:
+        hint = f": did you mean '{close[0]}'?"
+    return ConfigError(f"{source}: unknown {kind} '{path}'{hint} (known: {', '.join(sorted(fields))})")
+
+
 def _build(cls: type, mapping: Any, source: str, keypath: str = "") -> Any:
     """Instantiate `cls` from a mapping; errors read "<source>: <section.key>: <problem>"."""
     where = f"{source}: {keypath}" if keypath else source
@@ -499,11 +652,17 @@ def _build(cls: type, mapping: Any, source: str, keypath: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
+    given: dict[str, Any] = {}   # our key -> the name it was given under
     for key, value in mapping.items():
+        if key not in fields and (keypath, key) in ALIASES:
+            ours, value = _canonical(keypath, key, value, source)
+            if ours in given or ours in mapping:
+                raise ConfigError(f"{source}: {keypath}.{key} is the TRL/Tunix name of "
+                                  f"{keypath}.{ours}, which is given too: give one of them")
+            given[ours], key = key, ours
         path = f"{keypath}.{key}" if keypath else str(key)
         if key not in fields:
-            kind = "key" if keypath else "section"
-            raise ConfigError(f"{source}: unknown {kind} '{path}' (known: {', '.join(sorted(fields))})")
+            raise _unknown_key(source, keypath, key, fields)
         if dataclasses.is_dataclass(hints[key]):
             kwargs[key] = _build(hints[key], value, source, path)
         else:
@@ -511,6 +670,8 @@ def _build(cls: type, mapping: Any, source: str, keypath: str = "") -> Any:
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
+        if keypath and str(e).startswith(f"{keypath}."):   # names its key already
+            raise ConfigError(f"{source}: {e}") from None
         raise ConfigError(f"{where}: {e}") from None
 
 
@@ -566,6 +727,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         section, _, key = dotted.partition(".")
         if not key:
             raise ConfigError(f"override '{dotted}': expected section.key")
+        # a TRL/Tunix name (--set grpo.beta=0.1) overrides our key in the file (kl_coef)
+        key, value = _canonical(section, key, value, f"override '{dotted}'")
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
             raise ConfigError(f"{path}: section '{section}' is not a mapping")
@@ -574,4 +737,17 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Write `config` as YAML (hooks by name; see `Config.to_dict`). A hook defined in
+    `__main__` (a notebook cell, a script) is written as "__main__:function", with a warning:
+    that name loads only in the process that defined it."""
+    import warnings
+
+    from . import hooks
+    data = config.to_dict()   # a hook without a loadable name: HookError before writing
+    local = [hooks.name_of(fn, "hook") for fn in config.hooks() if hooks.is_main(fn)]
+    if local:
+        warnings.warn(f"{path}: names {', '.join(local)}, defined in __main__ (a notebook or "
+                      f"script): only this process can load it; for a run directory that "
+                      f"stands alone, put the hook in a module file and name it "
+                      f"\"module:function\"", stacklevel=2)
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any, Iterator
 
 import jax
@@ -37,9 +38,12 @@ from .score import score_token_lists
 
 
 def config_for(checkpoint: str | None, config_path: str | None) -> Config:
-    """The explicit --config (a file, or a packaged config's name such as "smoke"), else the
-    config a checkpoint's run saved, else the packaged default config."""
+    """The explicit --config (a file, a packaged config's name such as "smoke", or a run
+    directory: its config.yaml), else the config a checkpoint's run saved (a run directory
+    stands alone: its reward hooks included), else the packaged default config."""
     if config_path:
+        if Path(config_path).is_dir() and (Path(config_path) / "config.yaml").is_file():
+            return load_config(Path(config_path) / "config.yaml")
         return load_config(resolve_config(config_path))
     if checkpoint:
         resolve_checkpoint(checkpoint)   # a missing checkpoint: its one-line error, first
@@ -97,8 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="theorygrpo-sample", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", help="run dir or checkpoint dir (default: random init)")
-    parser.add_argument("--config", help="a YAML file, or the name of a packaged config (default, smoke, ...); "
-                                         "default: the checkpoint's run config, else the packaged default")
+    parser.add_argument("--config", help="a YAML file, the name of a packaged config (default, smoke, ...) "
+                                         "or a run directory; default: the checkpoint's run config.yaml, "
+                                         "else the packaged default")
     parser.add_argument("--n", type=int, default=16, help="theories to sample (default: %(default)s)")
     parser.add_argument("--prompt", help="a .theory prefix every theory continues")
     parser.add_argument("--seed", type=int, default=0)

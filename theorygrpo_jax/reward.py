@@ -32,7 +32,11 @@ Components (per theory, before weights):
       cfg = RewardConfig(extra=(("vev_scalars", 0.1, n_vev_scalars),))
 
   (use module-level functions, not lambdas, so that equal configs hash equal
-  and `score_batch` does not recompile.)
+  and `score_batch` does not recompile.) In YAML (and `--set`) an extra is
+  ``{name: vev_scalars, weight: 0.1, fn: "my_module:n_vev_scalars"}`` in the
+  list ``reward.extra`` (theorygrpo_jax.hooks resolves the name; a run's
+  config.yaml writes it back). Training logs each extra under its name
+  (metrics.jsonl, TensorBoard, plots).
 
 ``total_reward`` = Σ weight × component. ``success`` = anomaly free, no
 invalid term and no light charged exotic. A row the grammar rejects (`grammatical`) is

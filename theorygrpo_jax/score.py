@@ -1,6 +1,12 @@
 """Score `.theory` files (spec §5).
 
-    theorygrpo-score FILE... [--json] [--preset default|lhc]
+    theorygrpo-score FILE... [--json] [--preset default|lhc] [--config CONFIG | --run RUN]
+
+With ``--config`` (a YAML file, a packaged config's name, or a run directory: its
+config.yaml) or ``--run RUN`` the files are scored with that config's reward
+section -- weights, thresholds, max_len and reward.extra hooks -- so the totals
+are the ones training gave (a discovery's ``# scores:`` header); without either,
+the default reward (``--preset``).
 
 (also ``python -m theorygrpo_jax.score`` and ``python scripts/score.py``).
 
@@ -25,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from theorygrpo_jax.cli import user_errors
+from theorygrpo_jax.cli import fail, user_errors
 from theorygrpo_jax.grammar import text
 from theorygrpo_jax.physics import anomalies as anom
 from theorygrpo_jax.physics import reference as ref
@@ -75,6 +81,7 @@ def _score_chunk(theories: list[list[str]], config: RewardConfig) -> list[dict[s
         coeffs = host["anomaly_coeffs"][b][host["anomaly_valid"][b]]
         anomalies = {n: int(c) for n, c in zip(anom.condition_names(gauge), coeffs)}
         rewards = {k: float(host[k][b]) for k in REWARD_KEYS + tuple(extra_names)}
+        weights = config.weights()
         res: dict[str, Any] = {
             "accepted": True, "error": None, "gauge": gauge,
             "anomalies": anomalies,
@@ -86,6 +93,7 @@ def _score_chunk(theories: list[list[str]], config: RewardConfig) -> list[dict[s
             "success": bool(host["success"][b]),
             "length": int(host["length"][b]),
             "rewards": rewards,
+            "weights": weights,   # each component's weight in total_reward (0: not in it)
         }
         report = ref.score_report(toks, config)
         for f, fd in enumerate(report["fields"]):       # JAX masses into the reference's detail
@@ -166,8 +174,24 @@ def format_table(res: dict[str, Any]) -> str:
     bad = [t for t in res["terms"] if not t["invariant"]]
     if bad:
         lines.append("  non-invariant terms: " + "; ".join(f"{t['kind']} {' '.join(t['refs'])}" for t in bad))
-    lines.append("  rewards: " + "  ".join(f"{k}={v:.4f}" for k, v in res["rewards"].items()))
+    lines.extend(_reward_lines(res["rewards"], res.get("weights", {})))
     return "\n".join(lines)
+
+
+def _reward_lines(rewards: dict[str, float], weights: dict[str, float]) -> list[str]:
+    """The rewards as `weight x value` rows summing to total_reward; a component whose weight
+    is 0 is shown but marked as not in the total."""
+    width = max(len(k) for k in rewards)
+    lines = ["  rewards (total_reward = sum of weight x value):"]
+    for name, value in rewards.items():
+        if name == "total_reward":
+            continue
+        weight = weights.get(name)
+        mark = "   (weight 0: not in the total)" if weight == 0 else ""
+        shown = f"{weight:>8.4g} x" if weight is not None else " " * 10
+        lines.append(f"    {name:<{width}}  {shown} {value:>10.4f}{mark}")
+    lines.append(f"    {'total_reward':<{width}}  {' ' * 10} {rewards['total_reward']:>10.4f}")
+    return lines
 
 
 def _threshold(res: dict[str, Any], coloured: bool) -> float:
@@ -178,12 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="theorygrpo-score", description="Score TheoryLang .theory files (spec §5).")
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--json", action="store_true", help="one JSON object per file, one per line")
-    parser.add_argument("--preset", choices=["default", "lhc"], default="default",
-                        help="reward preset: default (100/100 GeV) or lhc (800 GeV uncoloured, 1400 coloured)")
+    parser.add_argument("--preset", choices=["default", "lhc"],
+                        help="reward preset: default (100/100 GeV) or lhc (800 GeV uncoloured, 1400 "
+                             "coloured); default: default, or the reward of --config / --run")
+    parser.add_argument("--config", help="score with this config's reward: a YAML file, a packaged "
+                                         "config's name, or a run directory (its config.yaml)")
+    parser.add_argument("--run", help="score with the reward of this run directory's config.yaml "
+                                      "(the scores its training gave)")
     args = parser.parse_args(argv)
-    config = RewardConfig.preset(args.preset)
     accepted = True
     with user_errors():   # a closed pipe (`| head`) ends quietly, an OS error in one line
+        config = reward_config(args.config, args.run, args.preset)
         for start in range(0, len(args.files), SCORE_BATCH):   # memory constant in the files
             for res in score_files(args.files[start:start + SCORE_BATCH], config):
                 accepted &= res["accepted"]
@@ -195,7 +224,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if accepted else 1
 
 
-__all__ = ["score_files", "score_token_lists", "format_table", "main"]
+def reward_config(config: str | None = None, run: str | None = None,
+                  preset: str | None = None) -> RewardConfig:
+    """The reward of `--config` (a YAML file, a packaged config's name, a run directory) or
+    `--run` (a run directory), else of `--preset` (default: "default"); one reward source only."""
+    from pathlib import Path
+
+    from theorygrpo_jax.config import load_config
+    from theorygrpo_jax.resources import config_path
+
+    given = [f"--{k}" for k, v in (("config", config), ("run", run), ("preset", preset)) if v]
+    if len(given) > 1:
+        fail(f"give one of {', '.join(given)}: each names the reward to score with")
+    if run is not None:
+        if not (Path(run) / "config.yaml").is_file():
+            fail(f"{run}: not a run directory (no config.yaml)")
+        config = str(Path(run) / "config.yaml")
+    if config is not None:
+        if Path(config).is_dir():
+            if not (Path(config) / "config.yaml").is_file():
+                fail(f"{config}: a directory without config.yaml (expected a config file or a "
+                     f"run directory)")
+            config = str(Path(config) / "config.yaml")
+        return load_config(config_path(config)).reward
+    return RewardConfig.preset(preset or "default")
+
+
+__all__ = ["score_files", "score_token_lists", "format_table", "reward_config", "main"]
 
 
 if __name__ == "__main__":

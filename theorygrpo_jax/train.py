@@ -33,10 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from tqdm import tqdm
 
 from . import curriculum as C
 from . import discovery as D
+from . import distributed
 from . import grpo
 from . import model as M
 from . import replay as R
@@ -59,9 +59,15 @@ from .train_state import TrainState, init_train_state
 
 
 def rollout_step(state: TrainState, tables: automaton.GrammarTables, prompt_tokens: jax.Array,
-                 prompt_len: jax.Array, *, config: Config, mesh: jax.sharding.Mesh | None = None):
+                 prompt_len: jax.Array, *, config: Config, mesh: jax.sharding.Mesh | None = None,
+                 advantage_fn: Callable | None = None):
     """The rollout half of a GRPO step (see the module docstring). With a mesh, each device
-    samples its slice of the batch on its own (`sampler.sample_tokens_sharded`).
+    samples its slice of the batch on its own (`sampler.sample_tokens_sharded`). Advantages come
+    from `advantage_fn`, else the config's grpo.advantage_fn hook, else grpo.group_advantages.
+
+    Metrics: the policy's reward (`mean_reward`: the curriculum phase's reward and the discovery
+    bonuses included), and the mean of every reward term as scored for the task (each built-in
+    `*_reward`, each reward.extra term under its name, `total_reward`).
 
     Returns (state, batch: grpo.PolicyBatch, metrics, rollout, scores).
     """
@@ -86,12 +92,20 @@ def rollout_step(state: TrainState, tables: automaton.GrammarTables, prompt_toke
     bonus, novelty = D.discovery_rewards(rollout.tokens, prompt_tokens, scores["success"],
                                          state.novelty, config.discovery)
     rewards = rewards + D.total_bonus(bonus)
-    advantages = grpo.group_advantages(rewards, gc.group_size, gc.scale_by_std, gc.advantage_eps)
+    advantage_fn = advantage_fn or gc.advantage_fn
+    if advantage_fn is None:
+        advantages = grpo.group_advantages(rewards, gc.group_size, gc.scale_by_std, gc.advantage_eps)
+    else:
+        advantages = grpo.custom_advantages(advantage_fn, rewards, gc)
     batch = grpo.PolicyBatch(tokens=rollout.tokens, old_logprobs=rollout.logprobs,
                              completion_mask=rollout.completion_mask, advantages=advantages,
                              weights=jnp.ones_like(rewards))
     replay = state.replay
     if tc.use_priority_buffer:
+        # The buffer keeps the reward the policy learns from (the phase's reward under the
+        # curriculum, plus discovery bonuses): a replayed theory's advantage is its stored reward
+        # against this step's fresh rewards, and both must be on one scale. The task's own
+        # reward is logged as total_reward (and chooses the best model, below).
         rc = config.replay
         eligible = (scores["success"] if rc.min_reward is None else rewards >= rc.min_reward)
         replay = R.insert(replay, rollout.tokens, rollout.logprobs, rollout.completion_mask,
@@ -124,9 +138,19 @@ class StepFunctions:
     update: Callable    # (state, chunks, tables) -> (state, metrics)
 
 
-@functools.lru_cache(maxsize=8)
 def step_functions(config: Config, mesh: jax.sharding.Mesh | None = None) -> StepFunctions:
-    """The jitted step of a config, built once (equal configs share their compiled programs)."""
+    """The jitted step of a config, built once per (config, the functions it calls): equal
+    configs share their compiled programs, and a config whose hooks (reward.extra,
+    grpo.advantage_fn) are other function objects -- or grpo.group_advantages replaced -- is
+    compiled again rather than running the old function."""
+    advantage_fn = config.grpo.advantage_fn or grpo.group_advantages
+    return _step_functions(config, mesh, config.hooks(), advantage_fn)
+
+
+@functools.lru_cache(maxsize=8)
+def _step_functions(config: Config, mesh: jax.sharding.Mesh | None, hooks: tuple,
+                    advantage_fn: Callable) -> StepFunctions:
+    del hooks, advantage_fn   # the cache key only: rollout_step looks both up as it is traced
     return StepFunctions(
         rollout=jax.jit(functools.partial(rollout_step, config=config, mesh=mesh),
                         donate_argnums=(0,)),
@@ -157,33 +181,62 @@ def train_step(state: TrainState, inputs: StepInputs, fns: StepFunctions,
     prompt_tokens, prompt_len = tasks.step_prompts(inputs.prompt_tokens, inputs.prompt_len,
                                                    int(state.step), gc.prompts_per_step,
                                                    gc.group_size)
-    if inputs.batch_sharding is not None:
-        prompt_tokens, prompt_len = jax.device_put((prompt_tokens, prompt_len),
-                                                   inputs.batch_sharding)
+    if inputs.batch_sharding is not None:   # every process builds the same prompts
+        prompt_tokens, prompt_len = distributed.put((prompt_tokens, prompt_len),
+                                                    inputs.batch_sharding)
     state, batch, metrics, rollout, scores = fns.rollout(state, inputs.tables, prompt_tokens,
                                                          prompt_len)
-    chunks = grpo.split_by_length(batch, gc.update_chunks, config.model.max_len)
+    if distributed.multi_process():
+        # split_by_length reads the rows' lengths on the host, which needs every row here;
+        # the chunks then go back to the batch's devices (the update stays data-parallel).
+        chunks = grpo.split_by_length(distributed.gather(batch), gc.update_chunks,
+                                      config.model.max_len)
+        chunks = tuple(_shard_rows(c, inputs.batch_sharding) for c in chunks)
+    else:
+        chunks = grpo.split_by_length(batch, gc.update_chunks, config.model.max_len)
     state, update_metrics = fns.update(state, chunks, inputs.tables)
-    return state, StepOutputs(metrics={**metrics, **update_metrics}, tokens=rollout.tokens,
+    # The host's records read every row: with several processes each needs a full copy.
+    tokens, scores = distributed.gather((rollout.tokens, scores))
+    return state, StepOutputs(metrics={**metrics, **update_metrics}, tokens=tokens,
                               scores=scores)
+
+
+def _shard_rows(chunk: grpo.PolicyBatch, sharding: Any) -> grpo.PolicyBatch:
+    """A chunk of rows on the batch's devices when its rows split evenly over them (else it
+    stays replicated: each device then computes the whole chunk)."""
+    rows = chunk.tokens.shape[0]
+    if sharding is None or rows % sharding.mesh.size:
+        return chunk
+    return distributed.put(chunk, sharding)
 
 
 # --------------------------------------------------------------------------- setup
 
-def data_parallel_shardings(batch_size: int) -> tuple[Any, Any] | None:
-    """(batch sharding, replicated sharding) over a 1-D "data" mesh of all devices; None on one.
+def data_parallel_shardings(batch_size: int, group_size: int | None = None
+                            ) -> tuple[Any, Any] | None:
+    """(batch sharding, replicated sharding) over a 1-D "data" mesh of all devices (of every
+    process); None on one device.
 
     The step functions keep the batch axis leading and every per-example
     computation vmapped, so jit partitions sampling, scoring and the loss
-    along the batch and reduces the gradients across devices.
+    along the batch and reduces the gradients across devices. The batch is
+    group-major (a prompt's group_size rows are adjacent) and device d takes
+    rows d*B/n .. (d+1)*B/n - 1, so no group straddles two devices when
+    prompts_per_step is a multiple of the device count; otherwise a group's
+    advantages are reduced across the devices that hold it (correct, and a
+    little communication).
     """
     devices = jax.devices()
     if len(devices) == 1:
         return None
     if batch_size % len(devices):
-        raise ValueError(f"the batch of {batch_size} theories (prompts_per_step x group_size) does not "
-                         f"split over {len(devices)} devices")
-    mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+        group = (f" ({batch_size // group_size} prompts x group_size {group_size})"
+                 if group_size else " (prompts_per_step x group_size)")
+        fail(f"grpo: the batch of {batch_size} theories{group} does not split over the "
+             f"{len(devices)} devices of this run ({jax.process_count()} process(es)): make "
+             f"grpo.prompts_per_step x grpo.group_size a multiple of {len(devices)} "
+             f"(prompts_per_step a multiple of {len(devices)} keeps every group on one device)")
+    mesh = distributed.global_mesh()
     return (jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")),
             jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
@@ -205,10 +258,10 @@ def initial_state(config: Config, checkpoint: str | None = None,
     """A fresh state, one starting from a pretrained policy (`checkpoint`: its parameters become
     the policy and the reference), or a resumed run's whole state (its newest intact checkpoint)."""
     state = init_state(config)
-    if resume:
-        return load_latest(resume, state)[0]
+    if resume:   # with several processes orbax restores into the global mesh's arrays
+        return load_latest(resume, distributed.replicate(state))[0]
     if checkpoint:
-        params = load_params(checkpoint, state.params)
+        params = load_params(checkpoint, distributed.replicate(state.params))
         return init_train_state(params, grpo.make_optimizer(config.grpo), state.rng,
                                 config.grpo.kl_coef, state.curriculum, state.replay, state.novelty)
     return state
@@ -224,9 +277,9 @@ def place(config: Config, state: TrainState) -> tuple[TrainState, StepInputs, St
     """The state and step inputs on the devices, and the step's compiled functions."""
     prompt_tokens, prompt_len = task_prompts(config)
     tables = automaton.load_tables()
-    shardings = data_parallel_shardings(config.grpo.batch_size)
-    if shardings:
-        state, tables = jax.device_put((state, tables), shardings[1])
+    shardings = data_parallel_shardings(config.grpo.batch_size, config.grpo.group_size)
+    if shardings:   # every process holds the same state and tables: each places its part
+        state, tables = distributed.put((state, tables), shardings[1])
     inputs = StepInputs(tables=tables, prompt_tokens=prompt_tokens, prompt_len=prompt_len,
                         batch_sharding=shardings[0] if shardings else None)
     return state, inputs, step_functions(config, shardings[0].mesh if shardings else None)
@@ -257,7 +310,7 @@ def estimate_memory(config: Config) -> dict[str, int]:
 def device_memory() -> tuple[int | None, str]:
     """(bytes, what) of memory the first device may use: an accelerator's own, else the host's
     (the cgroup limit when lower); None when unknown."""
-    device = jax.devices()[0]
+    device = jax.local_devices()[0]   # this process's (another host's cannot be asked)
     stats = getattr(device, "memory_stats", lambda: None)()
     if stats and stats.get("bytes_limit"):
         return int(stats["bytes_limit"]), f"{device.platform} device memory"
@@ -349,11 +402,21 @@ class StopRequests:
     def name(self) -> str:
         return signal.Signals(self.signal).name if self.signal else ""
 
+    def agree(self, out_of_time: bool = False) -> tuple[bool, bool]:
+        """(out_of_time, stop) as all processes of the run decide them together: a request (or
+        a deadline) seen by any process stops every one at this step boundary, or the others
+        would wait in the checkpoint's collective save for ever. A process that saw no request
+        takes the one agreed on as its own (`signal`). With one process: its own view."""
+        signum, late = distributed.agree_max(self.signal or 0, int(out_of_time))
+        if signum and self.signal is None:
+            self.signal = signum
+        return bool(late), bool(signum)
+
 
 def _resume_target(config: Config, resume: str) -> TrainState:
     """The state a resume restores into. With replay off, a checkpoint written before the buffer
     shrank to one entry when off holds a capacity-sized one: keep its size."""
-    target = init_state(config)
+    target = distributed.replicate(init_state(config))
     if config.train.use_priority_buffer:
         return target
     try:
@@ -362,7 +425,8 @@ def _resume_target(config: Config, resume: str) -> TrainState:
         return target
     if isinstance(capacity, int) and capacity > 1 and saved_shape(resume, ("replay", "tokens")) == (
             capacity, config.model.max_len):
-        target = target.replace(replay=R.init_buffer(capacity, config.model.max_len))
+        target = target.replace(replay=distributed.replicate(
+            R.init_buffer(capacity, config.model.max_len)))
     return target
 
 
@@ -382,6 +446,9 @@ def _resume_into(out: Path, config: Config, resume: str, log: Callable[[str], No
         log(f"resuming from step {step}: set aside the later checkpoints "
             f"{', '.join(p.name for p in gone)}")
     checkpointer.repair_best(metadata.get("best_step"), warn=log)
+    if not distributed.is_primary():   # process 0 cuts the run's files back; the others keep
+        distributed.barrier("resume:cut")   # no history (they write no records)
+        return state, metadata, checkpointer, {}
     records = rundir.cut_metrics(out, step)
     stats_path = out / rundir.STATS_FILE
     stats = None
@@ -391,6 +458,7 @@ def _resume_into(out: Path, config: Config, resume: str, log: Callable[[str], No
         except (OSError, ValueError):
             stats = None
     rundir.cut_catalogue(out, step)
+    distributed.barrier("resume:cut")
     return state, metadata, checkpointer, rundir.history_from(records, step, stats)
 
 
@@ -409,6 +477,9 @@ def train(config: Config, output_dir: str | Path, checkpoint: str | None = None,
     Returns the final state and the last step's metrics.
     """
     out = Path(output_dir)
+    primary = distributed.is_primary()   # several processes: only process 0 writes run files
+    if not primary:
+        log = _silent
     if resume:
         resolve_checkpoint(resume)             # a missing resume creates nothing
     rundir.check_output_dir(out)
@@ -416,17 +487,33 @@ def train(config: Config, output_dir: str | Path, checkpoint: str | None = None,
     check_memory(config)
     same_run = bool(resume) and out.exists() and out.resolve() == run_dir_of(resume).resolve()
     created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        fail(f"{out}: cannot create the run directory: {e.strerror}")
-    lock = rundir.RunLock(out).acquire()
+    distributed.barrier("train:checked")   # every process has looked before process 0 writes
+    lock = rundir.RunLock(out)             # unacquired (releasing it does nothing) but on 0
+    failure: BaseException | None = None
+    if primary:
+        try:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                fail(f"{out}: cannot create the run directory: {e.strerror}")
+            lock.acquire()
+        except Exception as e:   # noqa: BLE001 - re-raised below, after telling the others
+            failure = e
+    if distributed.agree(failure is not None)[0]:
+        if failure is not None:
+            raise failure
+        fail(f"{out}: process 0 could not start the run there (its error says why)")
     try:
         with stop if stop is not None else StopRequests() as requests:
-            return _run(config, out, lock, created, same_run, checkpoint, resume, overwrite, log,
-                        requests)
+            state, metrics = _run(config, out, lock, created, same_run, checkpoint, resume,
+                                  overwrite, log, requests)
+            return distributed.local(state), metrics   # several processes: this host's copy
     finally:
         lock.release()
+
+
+def _silent(message: str) -> None:
+    """The log of processes other than 0 (process 0 says everything once)."""
 
 
 def _run(config: Config, out: Path, lock: rundir.RunLock, created: bool, same_run: bool,
@@ -437,11 +524,13 @@ def _run(config: Config, out: Path, lock: rundir.RunLock, created: bool, same_ru
     metadata: dict = {}
     history: dict[str, list[float]] = {}
     ours = False   # the run files in `out` are this new run's (to remove if it fails to start)
+    primary = distributed.is_primary()
     try:
         if same_run:
             state, metadata, checkpointer, history = _resume_into(out, config, resume, log)
         else:
             used = rundir.run_files(out)
+            distributed.barrier("run:looked")   # before process 0 removes anything
             if used and not overwrite:
                 if checkpoint_steps(out / CHECKPOINTS_DIR):
                     fail(f"{out}: holds a run already ({', '.join(used)}): continue it with "
@@ -449,65 +538,80 @@ def _run(config: Config, out: Path, lock: rundir.RunLock, created: bool, same_ru
                 fail(f"{out}: holds the files of a run that ended before its first checkpoint "
                      f"({', '.join(used)}): pass --overwrite to start again there")
             state = initial_state(config, checkpoint, resume)
-            if used:
+            if used and primary:
                 log(f"--overwrite: removing the previous run's {', '.join(used)} from {out}")
                 rundir.clear_run(out)
             ours = True
         state, inputs, fns = place(config, state)
         if not same_run:
             checkpointer = Checkpointer(out, keep=config.train.keep_checkpoints)
-        save_config(config, out / rundir.CONFIG_FILE)
-        if requests.signal is not None:
+        if primary:
+            save_config(config, out / rundir.CONFIG_FILE)
+        if requests.agree()[1]:
             raise KeyboardInterrupt   # stopped before the first step: as if never started
     except BaseException:
-        if ours:   # a new run that never started: no run files left behind
-            rundir.clear_run(out)
-        lock.release(undo=True)
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+        if primary:
+            if ours:   # a new run that never started: no run files left behind
+                rundir.clear_run(out)
+            lock.release(undo=True)
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
         raise
+    from .progress import RUN_LOG, Progress, RunLog
+
     start, tc = int(state.step), config.train
-    log(f"theorygrpo_jax: {M.num_params(state.params):,} parameters, {config.grpo.batch_size} "
-        f"theories per step, steps {start}..{tc.num_episodes}, output in {out}")
-    bar = tqdm(range(start, tc.num_episodes), initial=start, total=tc.num_episodes,
-               desc="Training", disable=not tc.progress_bar, dynamic_ncols=True)
-    recorder = Recorder(out, config, checkpointer, write=bar.write, history=history,
-                        saved_best=metadata.get("saved_best", float(state.best_reward))
-                        if same_run else float(state.best_reward),
-                        best_step=metadata.get("best_step"))
+    primary = jax.process_index() == 0   # only process 0 shows and writes the run's records
+    # Every line shown from here on also goes to RUN_DIR/run.log (a resume appends).
+    progress = Progress(start, tc.num_episodes, tc.log_interval,
+                        RunLog(out / RUN_LOG if primary else None), log=log,
+                        show=tc.progress_bar, backend=jax.default_backend(), primary=primary)
+    progress.notice(f"theorygrpo_jax: {M.num_params(state.params):,} parameters, "
+                    f"{config.grpo.batch_size} theories per step, steps {start}..{tc.num_episodes}, "
+                    f"output in {out}")
+    recorder = None
     try:
+        recorder = Recorder(out, config, checkpointer, write=progress.write, history=history,
+                            saved_best=metadata.get("saved_best", float(state.best_reward))
+                            if same_run else float(state.best_reward),
+                            best_step=metadata.get("best_step"), primary=primary, step=start)
         if same_run:
             recorder.write_stats(state)   # as of the resumed step
         deadline = time.monotonic() + 60 * tc.max_minutes if tc.max_minutes else None
-        for step in bar:
+        for step in range(start, tc.num_episodes):
+            if step == start:
+                progress.compiling()
             t0 = time.perf_counter()
             state, outputs = train_step(state, inputs, fns, config)
-            out_of_time = deadline is not None and time.monotonic() >= deadline
-            stopping = requests.signal is not None
-            m = recorder.record(state, outputs, time.perf_counter() - t0,
-                                last=step + 1 == tc.num_episodes or out_of_time,
-                                checkpoint=stopping)
-            bar.set_postfix(reward=f"{m['mean_reward']:.3f}", success=f"{m['success_rate']:.1%}",
-                            loss=f"{m['total_loss']:.4f}", entropy=f"{m['entropy']:.3f}",
-                            kl=f"{m['kl']:.4f}")
+            seconds = time.perf_counter() - t0
+            out_of_time, stopping = requests.agree(   # all processes stop together
+                deadline is not None and time.monotonic() >= deadline)
+            last = step + 1 == tc.num_episodes or out_of_time
+            m = recorder.record(state, outputs, seconds, last=last, checkpoint=stopping)
+            progress.step_done(step + 1, m, seconds, last=last or stopping)
             if stopping:
-                bar.write(f"stopping after step {step + 1} ({requests.name}): checkpoint "
-                          f"saved; continue with --resume {out}")
+                progress.write(f"stopping after step {step + 1} ({requests.name}): checkpoint "
+                               f"saved; continue with --resume {out}")
                 break
             if out_of_time:
-                bar.write(f"stopping after step {step + 1}: train.max_minutes = "
-                          f"{tc.max_minutes} reached")
+                progress.write(f"stopping after step {step + 1}: train.max_minutes = "
+                               f"{tc.max_minutes} reached")
                 break
     finally:
-        bar.close()
-        recorder.close()
+        progress.close()
+        if recorder is not None:
+            recorder.close()
+        progress.run_log.close()
     return state, recorder.last_metrics
 
 
 # --------------------------------------------------------------------------- command line
 
 def main(argv: list[str] | None = None) -> int:
-    """`theorygrpo-train` / `python -m theorygrpo_jax.train` / `scripts/train.py`."""
+    """`theorygrpo-train` / `python -m theorygrpo_jax.train` / `scripts/train.py`.
+
+    Without --config, `--resume RUN` and `--eval_only --checkpoint RUN` (or `--eval_only
+    --resume RUN`) read RUN/config.yaml; flags and --set override it. num_episodes is the
+    total number of steps, so `--resume RUN --num_episodes N` trains up to step N."""
     import argparse
     import sys
     from datetime import datetime
@@ -522,8 +626,9 @@ def main(argv: list[str] | None = None) -> int:
                     "`--set section.key=value` sets any other key.")
     parser.add_argument("--config",
                         help="YAML config file, or the name of a packaged config (default, smoke, "
-                             "from_scratch, original, gpu, ...); default: the resumed run's "
-                             "config.yaml with --resume, else default")
+                             "from_scratch, original, gpu, ...); default: the run's own "
+                             "config.yaml with --resume RUN or --eval_only --checkpoint RUN, "
+                             "else default")
     parser.add_argument("--output_dir", help="run directory (default: runs/<config>-<timestamp>)")
     parser.add_argument("--checkpoint", help="start from this pretrained policy (params only)")
     parser.add_argument("--resume", help="continue this run exactly (run dir or checkpoint dir)")
@@ -532,22 +637,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval_only", action="store_true", help="evaluate and exit, no training")
     parser.add_argument("--json", action="store_true", help="with --eval_only: print one JSON object")
     add_override_flags(parser)
+    distributed.add_flags(parser)
     args = parser.parse_args(argv)
     use_compilation_cache()
 
     def warn(message: str) -> None:
         print(message, file=sys.stderr)
 
+    def resumed_step(resume: str) -> int | None:
+        """The step of the checkpoint `resume` names (None when unreadable: the resume says why)."""
+        path = resolve_checkpoint(resume)
+        if path.name.isdigit():
+            return int(path.name)
+        try:
+            step = read_metadata(path).get("step")
+        except CheckpointError:
+            return None
+        return step if isinstance(step, int) else None
+
     with user_errors():
+        distributed.initialize_from_args(args)   # before any JAX computation
         if args.checkpoint and args.resume:
             fail("give either --checkpoint (a pretrained policy) or --resume (a run to continue), "
                  "not both")
         config_file = config_path(args.config or "default")
-        if args.config is None and args.resume:
-            resolve_checkpoint(args.resume)
-            saved = run_dir_of(args.resume) / rundir.CONFIG_FILE
+        # A run directory stands alone: resuming or evaluating it reads its own config.yaml.
+        source = args.resume or (args.checkpoint if args.eval_only else None)
+        if args.config is None and source:
+            resolve_checkpoint(source)
+            saved = run_dir_of(source) / rundir.CONFIG_FILE
             config_file = saved if saved.is_file() else config_file
         config = load_config(config_file, overrides_from_args(args))
+        finished = False
+        if args.resume and not args.eval_only:
+            step = resumed_step(args.resume)
+            total = config.train.num_episodes
+            if step is not None and total < step:
+                fail(f"num_episodes is the total number of steps; the run is at step {step}: "
+                     f"pass --num_episodes > {step}")
+            # == step: nothing to train, but the resume's own checks (the run's lock, the
+            # checkpoint against the config) still run in train() before that is said
+            finished = step is not None and total == step
         if args.eval_only:
             check_memory(config)
             params = init_state(config).params
@@ -574,6 +704,12 @@ def main(argv: list[str] | None = None) -> int:
             warn(f"stopped after step {int(state.step)} ({stop.name}); the run is saved in "
                  f"{output}: continue it with --resume {output}")
             return 128 + stop.signal
+        if finished:
+            warn(f"nothing to do: {args.resume} is at step {step} = num_episodes (the total "
+                 f"number of steps); pass --num_episodes > {step} to train further")
+            return 0
+        if not distributed.is_primary():   # one final evaluation, printed once
+            return 0
         result = evaluate(state.params, config, config.train.eval_episodes)
         print(f"final evaluation on {result['episodes']} fresh theories: mean reward "
               f"{result['mean_reward']:.4f}, success rate {result['success_rate']:.2%}, "
