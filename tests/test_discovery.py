@@ -134,3 +134,22 @@ def test_novelty_counts_resume_exactly_and_max_minutes_stops(tmp_path):
     state, _ = T.train(quick, tmp_path / "quick", log=lambda _: None)
     assert int(state.step) == 1                         # the deadline passed during step 1
     assert (tmp_path / "quick" / "checkpoints" / "1").is_dir()   # the last step is saved
+
+
+def test_fermion_novelty_key_ignores_added_scalars():
+    # The vector-like doublet alone, and dressed with a real singlet scalar (q_0 1 1, no vev):
+    # two physics models, one fermion content.
+    dressed = VL_DOUBLET.replace("END_FIELDS", "SCALAR REAL NOVEV q_0 1 1 END END_FIELDS")
+    tokens, success = _rows(VL_DOUBLET, dressed), jnp.array([True, True])
+    by_model = DiscoveryConfig(novelty_weight=2.0, table_size=64)
+    by_fermions = DiscoveryConfig(novelty_weight=2.0, table_size=64, novelty_key="fermions")
+    for config, second in ((by_model, 2 / math.sqrt(2)), (by_fermions, 2 / math.sqrt(3))):
+        table = D.init_novelty(config)
+        first, table = bonuses(tokens, _prompts(2), success, table, config=config)
+        # first batch: nothing seen before, 2 / sqrt(1) = 2 for both rows either way
+        np.testing.assert_allclose(first["novelty_reward"], [2.0, 2.0])
+        # second batch: by model each model was found once (2 / sqrt(2)); by fermions the one
+        # fermion content was found twice (2 / sqrt(3))
+        again, table = bonuses(tokens, _prompts(2), success, table, config=config)
+        np.testing.assert_allclose(again["novelty_reward"], [second, second], rtol=1e-6)
+    assert int(table.counts.max()) == 4   # by fermions: all four finds in one bucket

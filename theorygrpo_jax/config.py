@@ -397,12 +397,17 @@ class DiscoveryConfig:
     #                                       only: the dark_u1 task's discoveries) or "any" (also SM-neutral
     #                                       scalars and vector-like neutral fermions, which a policy
     #                                       otherwise farms: n copies of a singlet scalar are n "new" models)
+    novelty_key: str = "model"            # what counts as new: "model" (the physics model: gauge group,
+    #                                       fermions and scalars) or "fermions" (the fermion content alone:
+    #                                       a found set of fermions decorated with other scalars is not new)
     scalar_only_factor: float = 0.2       # novelty of a model that adds only scalars is scaled by this:
     #                                       a heavy scalar of any quantum numbers is one SMASS term
     #                                       from success, and a policy farms them otherwise
     table_size: int = 65536               # buckets of the novelty counts (by the model key's hash)
 
     def __post_init__(self):
+        _check(self.novelty_key in ("model", "fermions"),
+               f"novelty_key must be 'model' or 'fermions', got {self.novelty_key!r}")
         _check(self.novelty_scope in ("charged_or_chiral", "chiral", "any"),
                f"novelty_scope must be 'charged_or_chiral', 'chiral' or 'any', got {self.novelty_scope!r}")
         for name in ("novelty_weight", "sm_charged_weight", "chiral_weight", "scalar_only_factor"):

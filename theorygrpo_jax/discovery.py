@@ -15,13 +15,16 @@ earns, on top of its reward:
     chiral_reward     = chiral_weight      if its added fermions are chiral
 
 "Model" is `physics.identity`'s physics identity (gauge group and field content; terms, masses
-and field order ignored). The counts live in the TrainState as a fixed-size table indexed by
+and field order ignored), or with `novelty_key: fermions` its fermion content alone (a policy
+paid per model otherwise dresses one set of fermions in ever new scalars). The counts live in the TrainState as a fixed-size table indexed by
 the model key's hash (`NoveltyTable`), so the bonus stays jitted and vmapped, is checkpointed
 with the state and resumes exactly. Two models whose hashes share a bucket share a count; with
 the default 2^16 buckets and a few thousand models found, that is rare and only lowers a bonus.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -44,12 +47,15 @@ def init_novelty(config: DiscoveryConfig) -> NoveltyTable:
     return NoveltyTable(counts=jnp.zeros((size,), jnp.int32))
 
 
-def model_features(tokens: jax.Array, prompt: jax.Array) -> tuple[jax.Array, ...]:
+def model_features(tokens: jax.Array, prompt: jax.Array,
+                   fermions_only: bool = False) -> tuple[jax.Array, ...]:
     """One theory tokens [L] against its prompt [W] (PAD after it): (hash [] uint32 of its
-    model key, adds SM-charged matter [] bool, chiral [] bool, adds fermions [] bool)."""
+    model key, or of its fermion content alone when `fermions_only`; adds SM-charged matter
+    [] bool, chiral [] bool, adds fermions [] bool)."""
     key = identity.model_key(parse_record(tokens))
     cls = identity.model_class(key, identity.model_key_of_tokens(prompt), True)
-    return identity.key_hash(key), cls.adds_sm_charged, cls.chiral, cls.added_fermions > 0
+    novelty_key = identity.fermion_key(key) if fermions_only else key
+    return identity.key_hash(novelty_key), cls.adds_sm_charged, cls.chiral, cls.added_fermions > 0
 
 
 def discovery_rewards(tokens: jax.Array, prompts: jax.Array, success: jax.Array,
@@ -62,7 +68,8 @@ def discovery_rewards(tokens: jax.Array, prompts: jax.Array, success: jax.Array,
     zero for unsuccessful rows; new table). Rows of one model in the same batch all see the
     count from before the batch.
     """
-    hashes, charged, chiral, fermions = jax.vmap(model_features, in_axes=(0, 0))(tokens, prompts)
+    features = functools.partial(model_features, fermions_only=config.novelty_key == "fermions")
+    hashes, charged, chiral, fermions = jax.vmap(features, in_axes=(0, 0))(tokens, prompts)
     size = table.counts.shape[0]
     bucket = (hashes % jnp.uint32(size)).astype(jnp.int32)
     seen = table.counts[bucket].astype(jnp.float32)

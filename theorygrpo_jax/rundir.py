@@ -42,7 +42,7 @@ STATS_FILE = "training_stats.json"
 CONFIG_FILE = "config.yaml"
 # What a run writes into its directory (anything else there is left alone).
 RUN_FILES = ("checkpoints", METRICS_FILE, STATS_FILE, CATALOGUE_FILE, THEORY_DIR, CONFIG_FILE,
-             "plots", TENSORBOARD_DIR)
+             "plots", TENSORBOARD_DIR, "run.log", "wandb_run_id", "wandb")
 
 
 class RunDirError(ValueError):

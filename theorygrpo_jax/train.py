@@ -50,6 +50,7 @@ from .cli import UserError, fail  # noqa: F401 - UserError re-exported
 from .config import Config, save_config
 from .discoveries import model_id
 from .grammar import automaton
+from .metrics import require_sinks
 from .policy import PolicySpec
 from .recorder import Recorder, TrainingDiverged, token_strings  # noqa: F401 - re-exported
 from .reward import component_names, score_batch
@@ -485,6 +486,7 @@ def train(config: Config, output_dir: str | Path, checkpoint: str | None = None,
     rundir.check_output_dir(out)
     task_prompts(config)                       # bad prompt files: before anything is written
     check_memory(config)
+    require_sinks(config.train.report_to)      # a missing wandb package: before anything too
     same_run = bool(resume) and out.exists() and out.resolve() == run_dir_of(resume).resolve()
     created = not out.exists()
     distributed.barrier("train:checked")   # every process has looked before process 0 writes

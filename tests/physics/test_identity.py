@@ -492,3 +492,25 @@ def test_notation_never_fails_on_random_keys(random_cases):
 def test_one_compile(random_cases, hand):
     # every batch above went through the same jitted program and shape
     assert _analyse._cache_size() == 1
+
+
+@jax.jit
+def _fermion_keys(ids):
+    keys = jax.vmap(lambda t: I.fermion_key(I.model_key_of_tokens(t)))(ids)
+    return keys, jax.vmap(I.key_hash)(keys)
+
+
+def test_fermion_key_matches_reference_on_random_theories(random_cases):
+    cases, _ = random_cases
+    theories = [c[0] for c in cases]
+    ids = tokens_to_ids(theories + [theories[0]] * (BATCH - len(theories)), LEN)
+    keys, hashes = jax.device_get(_fermion_keys(ids))
+    with_scalars = 0
+    for b, toks in enumerate(theories):
+        ref = IR.reference_model_key(toks)
+        fermions = IR.reference_fermion_key(ref)
+        key = jax.tree_util.tree_map(lambda x: x[b], keys)   # noqa: B023
+        assert key_tuple(key) == tuple(map(tuple, IR.reference_key_arrays(fermions))), toks
+        assert int(hashes[b]) == IR.reference_key_hash(fermions)
+        with_scalars += len(fermions[1]) < len(ref[1])
+    assert with_scalars >= 500   # the scalars were there to drop

@@ -181,6 +181,15 @@ def _collect(gauge: jax.Array, code: jax.Array, valid: jax.Array, weight: jax.Ar
                     counts=counts.astype(jnp.int32))
 
 
+def fermion_key(key: ModelKey) -> ModelKey:
+    """The key with its scalars dropped: the fermion content alone. Fermion codes have head 0,
+    so they are the codes below SLOTS_SPAN and come first in the ascending order: masking the
+    rest to SENTINEL (count 0) keeps the key canonical without a sort."""
+    fermion = key.codes < SLOTS_SPAN
+    return ModelKey(gauge=key.gauge, codes=jnp.where(fermion, key.codes, SENTINEL),
+                    counts=jnp.where(fermion, key.counts, 0))
+
+
 def model_key_of_tokens(tokens: jax.Array) -> ModelKey:
     """ModelKey of token ids [L] of a theory or of a prompt prefix (PAD-padded; BOS alone -> empty)."""
     return model_key(parse_record(tokens))

@@ -100,6 +100,13 @@ def reference_model_key(tokens: list[str]) -> tuple[tuple[str, ...], tuple[tuple
     return gauge, tuple(sorted(ms.items(), key=lambda item: encode(gauge, item[0])))
 
 
+def reference_fermion_key(ref_key):
+    """A reference key without its scalars: (gauge names, its fermions' (descriptor, count)
+    items, in the same order)."""
+    gauge, items = ref_key
+    return gauge, tuple(item for item in items if item[0][0] == "fermion")
+
+
 def reference_key_arrays(ref_key) -> tuple[list[int], list[int], list[int]]:
     """A reference key as the JAX ModelKey's rows: gauge [4] (-1 unused), codes [16]
     (INT32_MAX padding), counts [16]."""
