@@ -147,3 +147,21 @@ def test_run_log_of_a_run_and_its_resume(tmp_path, capsys):
 @pytest.mark.parametrize("value,text", [(5e-4, "5.0e-04"), (1e-3, "0.001"), (9.9e-4, "9.9e-04")])
 def test_format_value_threshold(value, text):
     assert P.format_value(value) == text
+
+
+def test_pretraining_prints_plain_lines_when_not_a_terminal(tmp_path, capsys):
+    # capsys' stderr is not a terminal (a pipe, a SLURM log): no tqdm bar, a line per log interval
+    from theorygrpo_jax.config import load_config
+    from theorygrpo_jax.pretrain import pretrain
+    from theorygrpo_jax.resources import packaged_config
+
+    config = load_config(packaged_config("pretrain"), {
+        "pretrain.steps": 2, "pretrain.synthetic_theories": 40, "pretrain.batch_size": 4,
+        "pretrain.warmup_steps": 0, "pretrain.log_interval": 1, "pretrain.save_interval": 2,
+        "model.d_model": 32, "model.n_heads": 2, "model.n_layers": 1, "model.d_ff": 64,
+        "train.tensorboard": False})
+    lines = []
+    pretrain(config, tmp_path / "run", log=lines.append)
+    assert "\r" not in capsys.readouterr().err
+    steps = [line for line in lines if line.startswith("step ")]
+    assert [s.split(" |")[0] for s in steps] == ["step 1/2", "step 2/2"]

@@ -15,6 +15,7 @@ policy with `scripts/train.py --checkpoint DIR`), `metrics.jsonl`,
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +35,7 @@ from .corpus import build_corpus
 from .grammar import automaton
 from .grammar import vocab as V
 from .metrics import MetricsWriter
+from .progress import _isatty
 
 
 @struct.dataclass
@@ -130,7 +132,9 @@ def _pretrain(config: Config, out: Path, log: Callable[[str], None],
     writer = MetricsWriter(out, tensorboard=config.train.tensorboard)
     best = np.inf
     order = np.empty(0, np.int64)
-    bar = tqdm(range(pc.steps), desc="Pretraining", disable=not progress, dynamic_ncols=True)
+    # a bar on a terminal; in a pipe or a SLURM log, a plain line per log interval (no \r)
+    tty = progress and _isatty(sys.stderr)
+    bar = tqdm(range(pc.steps), desc="Pretraining", disable=not tty, dynamic_ncols=True)
     for i in bar:
         if len(order) < pc.batch_size:
             order = np.concatenate([order, rng.permutation(len(data))])
@@ -146,6 +150,9 @@ def _pretrain(config: Config, out: Path, log: Callable[[str], None],
             record = {k: float(v) for k, v in record.items()}
             writer.write(done, record)
             bar.set_postfix(nll=f"{record['nll']:.3f}", eval_nll=f"{record['eval_nll']:.3f}")
+            if progress and not tty:
+                log(f"step {done}/{pc.steps} | nll {record['nll']:.3f} | held-out nll "
+                    f"{record['eval_nll']:.3f}")
             payload = {"params": state.params, "opt_state": state.opt_state, "step": state.step}
             improved = record["eval_nll"] < best
             if improved or done % pc.save_interval == 0 or done == pc.steps:
@@ -199,6 +206,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())
