@@ -64,6 +64,7 @@ leaves = jax.tree.leaves(state)
 np.savez(os.path.join(a.dump, f"state_{jax.process_index()}.npz"),
          **{str(i): np.asarray(x) for i, x in enumerate(leaves)})
 print("devices", jax.device_count(), "processes", jax.process_count(), flush=True)
+distributed.finish()   # as train.main does: leave the run together
 sys.exit(128 + stop.signal if stop.signal else 0)
 """
 

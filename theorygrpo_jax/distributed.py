@@ -134,6 +134,16 @@ def barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
+def finish() -> None:
+    """Leave the run together (after a normal end or an agreed stop): a barrier, then the
+    runtime's orderly shutdown. jax does not shut down at exit, and process 0 hosts the
+    coordination service: a process 0 that exits first takes it from under the others, whose
+    runtime then aborts them (exit 134 instead of their own status)."""
+    if jax.distributed.is_initialized():
+        barrier("run:finish")
+        jax.distributed.shutdown()
+
+
 def agree_max(*values: int) -> tuple[int, ...]:
     """Each value's maximum over the processes (one tiny all-gather per call; every process
     must call it at the same point with as many values)."""

@@ -609,6 +609,13 @@ def _run(config: Config, out: Path, lock: rundir.RunLock, created: bool, same_ru
 # --------------------------------------------------------------------------- command line
 
 def main(argv: list[str] | None = None) -> int:
+    """`theorygrpo-train`: `_main`, then (several processes) all leave the run together."""
+    code = _main(argv)
+    distributed.finish()
+    return code
+
+
+def _main(argv: list[str] | None = None) -> int:
     """`theorygrpo-train` / `python -m theorygrpo_jax.train` / `scripts/train.py`.
 
     Without --config, `--resume RUN` and `--eval_only --checkpoint RUN` (or `--eval_only
