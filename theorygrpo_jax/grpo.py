@@ -198,6 +198,12 @@ def make_optimizer(config: GRPOConfig) -> optax.GradientTransformation:
     return adam
 
 
+def _on_several_devices(tree: Any) -> bool:
+    """True when some array of `tree` is sharded over more than one device."""
+    return any(len(getattr(getattr(x, "sharding", None), "device_set", ())) > 1
+               for x in jax.tree.leaves(tree))
+
+
 def split_by_length(batch: PolicyBatch, chunks: int, max_len: int) -> tuple[PolicyBatch, ...]:
     """Sort rows by length and cut `chunks` groups of rows to their own bucketed length.
 
@@ -206,8 +212,7 @@ def split_by_length(batch: PolicyBatch, chunks: int, max_len: int) -> tuple[Poli
     A batch on one device is read to the host once and cut there (NumPy chunks: no
     per-slice dispatch); one sharded over several devices is cut on them (it stays there).
     """
-    if not any(len(getattr(getattr(x, "sharding", None), "device_set", ())) > 1
-               for x in jax.tree.leaves(batch)):
+    if not _on_several_devices(batch):
         batch = jax.device_get(batch)
     lengths = np.asarray(np.sum(np.asarray(batch.tokens) != V.PAD, axis=1))
     order = np.array_split(np.argsort(lengths, kind="stable"), min(chunks, len(lengths)))
@@ -425,8 +430,7 @@ def make_update_step(model_config: M.ModelConfig, config: GRPOConfig, *,
     def dispatch(state, chunks, tables):
         if isinstance(chunks, PackedBatch):
             return packed_step(state, chunks, tables)
-        if any(len(getattr(getattr(x, "sharding", None), "device_set", ())) > 1
-               for x in jax.tree.leaves(chunks)):
+        if _on_several_devices(chunks):
             return unpacked_step(state, chunks, tables)
         return packed_step(state, pack_rows(chunks, model_config.max_len), tables)
 
