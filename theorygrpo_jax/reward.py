@@ -215,15 +215,19 @@ def grammatical(tokens: jax.Array) -> jax.Array:
     return automaton.is_finished(tables, final)
 
 
-def _score(tokens: jax.Array, config: RewardConfig) -> dict[str, jax.Array]:
+def _score(tokens: jax.Array, config: RewardConfig, axis: str | None = None
+           ) -> dict[str, jax.Array]:
     """The reward of every row; a row the grammar rejects (a sampler fault, hand-made tokens)
-    is never a success and totals `ungrammatical_total`."""
+    is never a success and totals `ungrammatical_total`. Inside a shard_map over the batch,
+    `axis` names its axis (the floor below is taken over the whole batch)."""
     records = jax.vmap(parse_record, in_axes=0)(tokens)
     out = dict(jax.vmap(all_rewards, in_axes=(0, None))(records, config))
     ok = grammatical(tokens)
     floor = jnp.float32(ungrammatical_total(config, tokens.shape[1]))
     if config.extra:
         lowest = jnp.min(jnp.where(ok, out["total_reward"], jnp.inf))
+        if axis is not None:
+            lowest = jax.lax.pmin(lowest, axis)
         floor = jnp.minimum(floor, lowest - jnp.maximum(1.0, 1e-3 * jnp.abs(lowest)))
     out["total_reward"] = jnp.where(ok, out["total_reward"], floor)
     out["success"] = ok & out["success"]
@@ -236,6 +240,20 @@ _score_jit = jax.jit(_score, static_argnames=("config",))
 def score_batch(tokens, config: RewardConfig | None = None) -> dict[str, jax.Array]:
     """Jitted vmap of parse_record + all_rewards: tokens [B, L] int32 -> dict of [B] arrays."""
     return _score_jit(jnp.asarray(tokens, jnp.int32), config if config is not None else RewardConfig())
+
+
+@functools.partial(jax.jit, static_argnames=("config", "mesh", "axis"))
+def score_batch_sharded(tokens: jax.Array, config: RewardConfig, *, mesh: jax.sharding.Mesh,
+                        axis: str = "data") -> dict[str, jax.Array]:
+    """`score_batch` with the batch split over the `axis` devices of `mesh`: each device scores
+    its own rows (shard_map), as each samples its own. Scored as one global batch, the grammar
+    check's loop (it runs until every row is read) would all-reduce its condition across the
+    devices at every iteration, and XLA:CPU may run a collective nested in a loop at the same
+    time as another collective of the program: two processes then pair different collectives
+    over gloo and abort ("Received data size doesn't match expected size")."""
+    P = jax.sharding.PartitionSpec
+    return jax.shard_map(functools.partial(_score, config=config, axis=axis), mesh=mesh,
+                         in_specs=P(axis), out_specs=P(axis), check_vma=False)(tokens)
 
 
 def analyse_batch(tokens, config: RewardConfig | None = None) -> dict[str, Any]:
@@ -256,5 +274,5 @@ def _analyse_jit(tokens, config):
     return out
 
 
-__all__ = ["RewardConfig", "all_rewards", "score_batch", "analyse_batch", "heavy_exotic_fields",
-           "BUILTIN_KEYS", "grammatical", "ungrammatical_total"]
+__all__ = ["RewardConfig", "all_rewards", "score_batch", "score_batch_sharded", "analyse_batch",
+           "heavy_exotic_fields", "BUILTIN_KEYS", "grammatical", "ungrammatical_total"]

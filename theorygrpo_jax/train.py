@@ -53,7 +53,7 @@ from .grammar import automaton
 from .metrics import require_sinks
 from .policy import PolicySpec
 from .recorder import Recorder, TrainingDiverged, token_strings  # noqa: F401 - re-exported
-from .reward import component_names, score_batch
+from .reward import component_names, score_batch, score_batch_sharded
 from .train_state import TrainState, init_train_state
 
 # --------------------------------------------------------------------------- the step
@@ -82,7 +82,10 @@ def rollout_step(state: TrainState, tables: automaton.GrammarTables, prompt_toke
     else:
         rollout = S.sample_tokens_sharded(state.params, tables, prompt_tokens, prompt_len,
                                           sample_key, policy, mesh=mesh, config=config.model)
-    scores = score_batch(rollout.tokens, config.reward)
+    if mesh is None:
+        scores = score_batch(rollout.tokens, config.reward)
+    else:
+        scores = score_batch_sharded(rollout.tokens, config.reward, mesh=mesh)
     if tc.use_curriculum:
         rewards, phase_success = C.phase_reward(scores, config.curriculum, state.curriculum.phase,
                                                 config.reward)
