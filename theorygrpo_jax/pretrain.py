@@ -35,7 +35,7 @@ from .corpus import build_corpus
 from .grammar import automaton
 from .grammar import vocab as V
 from .metrics import MetricsWriter
-from .progress import _isatty
+from .progress import is_terminal
 
 
 @struct.dataclass
@@ -133,7 +133,7 @@ def _pretrain(config: Config, out: Path, log: Callable[[str], None],
     best = np.inf
     order = np.empty(0, np.int64)
     # a bar on a terminal; in a pipe or a SLURM log, a plain line per log interval (no \r)
-    tty = progress and _isatty(sys.stderr)
+    tty = progress and is_terminal(sys.stderr)
     bar = tqdm(range(pc.steps), desc="Pretraining", disable=not tty, dynamic_ncols=True)
     for i in bar:
         if len(order) < pc.batch_size:

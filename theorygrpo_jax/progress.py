@@ -106,7 +106,7 @@ class Progress:
         show = show and primary
         self.stream = stream if stream is not None else sys.stderr
         self.out = out
-        tty = _isatty(self.stream) if tty is None else tty
+        tty = is_terminal(self.stream) if tty is None else tty
         self.show, self.tty = show, tty
         self.bar: Any = None
         if show and tty:
@@ -160,7 +160,9 @@ class Progress:
             self.bar = None
 
 
-def _isatty(stream: Any) -> bool:
+def is_terminal(stream: Any) -> bool:
+    """True when `stream` is a terminal (a bar may redraw itself there; a log file, a SLURM
+    output or a notebook gets plain lines)."""
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
