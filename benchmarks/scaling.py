@@ -4,7 +4,8 @@ Each layout runs in its own processes (XLA reads the forced device count at star
 one process with 1, 2, 4 forced host devices, and 2 processes of one device each
 joined by jax.distributed (loopback coordinator, gloo). Every layout trains the same
 config (configs/smoke.yaml with a batch of prompts x group that splits over 4 devices)
-for `warmup` untimed steps (compilation) and then `steps` timed ones.
+for `warmup` untimed steps (compilation) and then `steps` timed ones, with the parameters
+replicated on every device or (`--param_sharding fsdp`) split over them.
 
 Reported per layout:
 - step_s: the median wall time of a whole step (`train.train_step` to a finished state);
@@ -33,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYOUTS = (("1 device", 1, 1), ("2 devices", 1, 2), ("4 devices", 1, 4), ("2 processes", 2, 1))
 
 
-def worker(prompts: int, group: int, warmup: int, steps: int) -> dict[str, Any] | None:
+def worker(prompts: int, group: int, warmup: int, steps: int,
+           param_sharding: str = "replicated") -> dict[str, Any] | None:
     """Time the step in this process (already joined to its run); the numbers on process 0."""
     import jax
     import numpy as np
@@ -45,7 +47,8 @@ def worker(prompts: int, group: int, warmup: int, steps: int) -> dict[str, Any] 
     from theorygrpo_jax.resources import packaged_config
 
     config = load_config(packaged_config("smoke"),
-                         {"grpo.prompts_per_step": prompts, "grpo.group_size": group})
+                         {"grpo.prompts_per_step": prompts, "grpo.group_size": group,
+                          "train.param_sharding": param_sharding})
     state, inputs, fns = T.place(config, T.init_state(config))
     times = []
     for i in range(warmup + steps):
@@ -79,10 +82,10 @@ def worker(prompts: int, group: int, warmup: int, steps: int) -> dict[str, Any] 
 
 
 def run_layout(processes: int, devices: int, prompts: int, group: int, warmup: int,
-               steps: int) -> dict[str, Any]:
+               steps: int, param_sharding: str = "replicated") -> dict[str, Any]:
     """One layout in fresh processes; its worker's numbers."""
     args = ["--prompts", str(prompts), "--group", str(group), "--warmup", str(warmup),
-            "--steps", str(steps)]
+            "--steps", str(steps), "--param_sharding", param_sharding]
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     me = str(Path(__file__).resolve())
@@ -100,13 +103,14 @@ def run_layout(processes: int, devices: int, prompts: int, group: int, warmup: i
 
 
 def run_benchmark(prompts: int = 4, group: int = 4, warmup: int = 2, steps: int = 5,
-                  layouts=LAYOUTS) -> list[dict[str, Any]]:
+                  layouts=LAYOUTS, param_sharding: str = "replicated") -> list[dict[str, Any]]:
     from .machine import usable_cores
 
     rows = []
     for name, processes, devices in layouts:
-        row = {"layout": name, **run_layout(processes, devices, prompts, group, warmup, steps),
-               "cores": usable_cores()}
+        row = {"layout": name, **run_layout(processes, devices, prompts, group, warmup, steps,
+                                            param_sharding),
+               "cores": usable_cores(), "param_sharding": param_sharding}
         rows.append(row)
     return rows
 
@@ -127,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--param_sharding", choices=("replicated", "fsdp"), default="replicated",
+                        help="train.param_sharding of every layout")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     from theorygrpo_jax import distributed
@@ -134,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         distributed.initialize_from_args(args)
-        result = worker(args.prompts, args.group, args.warmup, args.steps)
+        result = worker(args.prompts, args.group, args.warmup, args.steps, args.param_sharding)
         if result is not None:
             print(json.dumps(result), flush=True)
         return 0
-    rows = run_benchmark(args.prompts, args.group, args.warmup, args.steps)
+    rows = run_benchmark(args.prompts, args.group, args.warmup, args.steps,
+                         param_sharding=args.param_sharding)
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
     return 0
 

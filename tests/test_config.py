@@ -197,3 +197,14 @@ def test_the_names_table_lists_every_alias():
     from theorygrpo_jax.config import ALIASES
     for (section, name), (ours, _) in ALIASES.items():
         assert f"`{name}`" in table and f"`{section}.{ours}`" in table, name
+
+
+def test_param_sharding_is_replicated_or_fsdp(tmp_path):
+    assert Config().train.param_sharding == "replicated"
+    path = _write(tmp_path, "train:\n  param_sharding: fsdp\n")
+    assert load_config(path).train.param_sharding == "fsdp"
+    assert load_config(CONFIGS[0], {"train.param_sharding": "fsdp"}).train.param_sharding == "fsdp"
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, "train:\n  param_sharding: zero3\n"))
+    assert str(err.value) == (f"{tmp_path / 'bad.yaml'}: train: param_sharding must be "
+                              f"'replicated' or 'fsdp', got 'zero3'")

@@ -371,6 +371,10 @@ class TrainConfig:
     wandb_project: str = "theorygrpo"     # the W&B project when report_to includes "wandb"
     max_minutes: float | None = None      # stop cleanly after this much wall time (final checkpoint,
     #                                       catalogue, evaluation), whatever num_episodes says
+    param_sharding: str = "replicated"    # "replicated" (every device holds the whole state) or "fsdp"
+    #                                       (ZeRO-3: parameters, reference and Adam's moments split over
+    #                                       the devices, all-gathered where a forward needs them; several
+    #                                       devices only; see docs/scaling.md)
 
     def __post_init__(self):
         _check(self.task in ("sm_extension", "dark_u1", "from_scratch"),
@@ -382,6 +386,8 @@ class TrainConfig:
                f"max_minutes must be > 0, got {self.max_minutes}")
         unknown = [r for r in self.report_to if r not in REPORT_SINKS]
         _check(not unknown, f"report_to: unknown sink(s) {unknown} (known: {list(REPORT_SINKS)})")
+        _check(self.param_sharding in ("replicated", "fsdp"),
+               f"param_sharding must be 'replicated' or 'fsdp', got {self.param_sharding!r}")
 
 
 @dataclasses.dataclass(frozen=True)

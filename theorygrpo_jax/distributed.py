@@ -217,3 +217,33 @@ def local(tree: Any) -> Any:
     if not multi_process():
         return tree
     return jax.tree.map(lambda x: x.addressable_data(0) if isinstance(x, jax.Array) else x, tree)
+
+
+def fsdp_spec(shape: tuple[int, ...], n: int) -> jax.sharding.PartitionSpec:
+    """The PartitionSpec of a leaf of `shape` split over the n devices of the "data" axis
+    (ZeRO-3 style): its largest axis whose size n divides (the first of equal ones) is
+    sharded; a leaf with no such axis, and a scalar, stays replicated (P())."""
+    P = jax.sharding.PartitionSpec
+    divisible = [(size, -axis) for axis, size in enumerate(shape) if size % n == 0]
+    if not divisible:
+        return P()
+    axis = -max(divisible)[1]
+    return P(*(["data" if a == axis else None for a in range(len(shape))]))
+
+
+def state_shardings(state: Any, mesh: jax.sharding.Mesh, fsdp: bool) -> Any:
+    """A NamedSharding per leaf of a TrainState over `mesh`'s "data" axis: with `fsdp` the
+    policy's and the reference's parameters and the optimiser's state (Adam's moments) are
+    split by `fsdp_spec`, everything else (rng, step, curriculum, replay, novelty, the KL
+    coefficient, ...) is replicated; without, every leaf is replicated. Reads only the leaves'
+    shapes, so abstract values (jax.eval_shape) and tracers do as well as arrays."""
+    NamedSharding = jax.sharding.NamedSharding
+    replicated = NamedSharding(mesh, jax.sharding.PartitionSpec())
+    shardings = jax.tree.map(lambda _: replicated, state)
+    if not fsdp:
+        return shardings
+    n = mesh.shape["data"]
+    split = lambda tree: jax.tree.map(  # noqa: E731
+        lambda x: NamedSharding(mesh, fsdp_spec(tuple(x.shape), n)), tree)
+    return shardings.replace(params=split(state.params), ref_params=split(state.ref_params),
+                             opt_state=split(state.opt_state))

@@ -354,7 +354,8 @@ def packed_grpo_loss(params: Any, packed: PackedBatch, masks: jax.Array, ref_log
 
 def make_update_step(model_config: M.ModelConfig, config: GRPOConfig, *,
                      packing: bool | None = None, matmul_dtype: str | None = None,
-                     grad_matmul_dtype: str | None = None) -> Callable[
+                     grad_matmul_dtype: str | None = None,
+                     gather_params: Any = None) -> Callable[
         [TrainState, tuple[PolicyBatch, ...], GrammarTables], tuple[TrainState, dict[str, jax.Array]]]:
     """The jitted GRPO update: `update(state, chunks, tables) -> (state, metrics)`.
 
@@ -374,8 +375,16 @@ def make_update_step(model_config: M.ModelConfig, config: GRPOConfig, *,
     parameters, gradients and the backward's matmuls stay float32).
     grad_matmul_dtype (None: the config's `update_grad_matmul_dtype`, else float32), packed
     update only, with matmul_dtype "bfloat16": the backward's weight matmuls' operands too.
+    gather_params (a replicated sharding; train.param_sharding "fsdp"): the split parameters
+    (policy and reference) are all-gathered whole before the forward passes, and the
+    gradients reduce-scattered back onto their split (ZeRO-3). Left to itself XLA splits the
+    matmuls along the parameters' split axis instead, moving activations between devices.
     """
     optimizer = make_optimizer(config)
+
+    def whole(params: Any) -> Any:
+        return params if gather_params is None else jax.lax.with_sharding_constraint(
+            params, jax.tree.map(lambda _: gather_params, params))
     matmul_dtype = matmul_dtype or getattr(config, "update_matmul_dtype", None)
     if matmul_dtype:
         model_config = dataclasses.replace(model_config, matmul_dtype=matmul_dtype)
@@ -390,7 +399,7 @@ def make_update_step(model_config: M.ModelConfig, config: GRPOConfig, *,
 
         def inner_iteration(carry, _):
             params, opt_state = carry
-            (_, metrics), grads = loss_and_grad(params, data, masks, ref, state.kl_coef,
+            (_, metrics), grads = loss_and_grad(whole(params), data, masks, ref, state.kl_coef,
                                                 entropy_coef, model_config=model_config,
                                                 config=config)
             updates, opt_state = optimizer.update(grads, opt_state, params)
@@ -409,15 +418,15 @@ def make_update_step(model_config: M.ModelConfig, config: GRPOConfig, *,
     def update(state: TrainState, chunks: tuple[PolicyBatch, ...],
                tables: GrammarTables) -> tuple[TrainState, dict[str, jax.Array]]:
         masks = tuple(grammar_masks(tables, c.tokens, model_config.max_len) for c in chunks)
-        ref = tuple(jax.lax.stop_gradient(log_policy(state.ref_params, model_config, c.tokens, m,
-                                                     spec))
+        ref = tuple(jax.lax.stop_gradient(log_policy(whole(state.ref_params), model_config,
+                                                     c.tokens, m, spec))
                     for c, m in zip(chunks, masks))
         return optimise(state, grpo_loss, chunks, masks, ref)
 
     def packed_update(state: TrainState, packed: PackedBatch,
                       tables: GrammarTables) -> tuple[TrainState, dict[str, jax.Array]]:
         masks = packed_grammar_masks(tables, packed.tokens, packed.positions, model_config.max_len)
-        ref = jax.lax.stop_gradient(log_policy(state.ref_params, model_config, packed.tokens,
+        ref = jax.lax.stop_gradient(log_policy(whole(state.ref_params), model_config, packed.tokens,
                                                masks, spec, packed.positions, packed.segments))
         return optimise(state, functools.partial(packed_grpo_loss, grad_dtype=grad_dtype),
                         packed, masks, ref)

@@ -132,6 +132,9 @@ def rollout_step(state: TrainState, tables: automaton.GrammarTables, prompt_toke
     state = state.replace(curriculum=curriculum, replay=replay, novelty=novelty,
                           best_reward=jnp.maximum(state.best_reward,
                                                   scores["total_reward"].mean()))
+    if mesh is not None and tc.param_sharding == "fsdp":   # out as it came in (and donated)
+        state = jax.lax.with_sharding_constraint(
+            state, distributed.state_shardings(state, mesh, fsdp=True))
     return state, batch, metrics, rollout, scores
 
 
@@ -155,10 +158,35 @@ def step_functions(config: Config, mesh: jax.sharding.Mesh | None = None) -> Ste
 def _step_functions(config: Config, mesh: jax.sharding.Mesh | None, hooks: tuple,
                     advantage_fn: Callable) -> StepFunctions:
     del hooks, advantage_fn   # the cache key only: rollout_step looks both up as it is traced
+    fsdp = mesh is not None and config.train.param_sharding == "fsdp"
+    update = grpo.make_update_step(config.model, config.grpo, gather_params=(
+        jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()) if fsdp else None))
+    if fsdp:
+        update = _keeping_shardings(update, mesh)
     return StepFunctions(
         rollout=jax.jit(functools.partial(rollout_step, config=config, mesh=mesh),
                         donate_argnums=(0,)),
-        update=grpo.make_update_step(config.model, config.grpo))
+        update=update)
+
+
+def _keeping_shardings(update: Callable, mesh: jax.sharding.Mesh) -> Callable:
+    """`update` whose state comes back in the fsdp shardings it went in with. XLA's sharding
+    propagation keeps them (the optimiser's arithmetic is elementwise on sharded leaves), so
+    this only checks; a leaf it placed otherwise is moved back (one program)."""
+    def keeping(state, chunks, tables):
+        new_state, metrics = update(state, chunks, tables)
+        want, treedef = jax.tree.flatten(distributed.state_shardings(new_state, mesh, fsdp=True))
+        if all(x.sharding.is_equivalent_to(w, x.ndim)
+               for x, w in zip(jax.tree.leaves(new_state), want)):
+            return new_state, metrics
+        return _reshard_state(treedef, tuple(want))(new_state), metrics
+    return keeping
+
+
+@functools.lru_cache(maxsize=4)
+def _reshard_state(treedef: Any, shardings: tuple) -> Callable:
+    """One compiled program that moves a state (of `treedef`) to `shardings` (its leaves')."""
+    return jax.jit(lambda state: state, out_shardings=jax.tree.unflatten(treedef, shardings))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,14 +218,13 @@ def train_step(state: TrainState, inputs: StepInputs, fns: StepFunctions,
                                                     inputs.batch_sharding)
     state, batch, metrics, rollout, scores = fns.rollout(state, inputs.tables, prompt_tokens,
                                                          prompt_len)
-    if distributed.multi_process():
-        # split_by_length reads the rows' lengths on the host, which needs every row here;
-        # the chunks then go back to the batch's devices (the update stays data-parallel).
-        chunks = grpo.split_by_length(distributed.gather(batch), gc.update_chunks,
-                                      config.model.max_len)
-        chunks = tuple(_shard_rows(c, inputs.batch_sharding) for c in chunks)
-    else:
-        chunks = grpo.split_by_length(batch, gc.update_chunks, config.model.max_len)
+    # split_by_length reads the rows' lengths on the host, which with several processes needs
+    # every row here; its chunks then go back onto the batch's devices, so the update stays
+    # data-parallel (rows cut out of a sharded batch come back replicated: every device would
+    # compute the whole update).
+    chunks = grpo.split_by_length(distributed.gather(batch), gc.update_chunks,
+                                  config.model.max_len)
+    chunks = tuple(_shard_rows(c, inputs.batch_sharding) for c in chunks)
     state, update_metrics = fns.update(state, chunks, inputs.tables)
     # The host's records read every row: with several processes each needs a full copy.
     tokens, scores = distributed.gather((rollout.tokens, scores))
@@ -263,12 +290,34 @@ def initial_state(config: Config, checkpoint: str | None = None,
     the policy and the reference), or a resumed run's whole state (its newest intact checkpoint)."""
     state = init_state(config)
     if resume:   # with several processes orbax restores into the global mesh's arrays
-        return load_latest(resume, distributed.replicate(state))[0]
-    if checkpoint:
-        params = load_params(checkpoint, distributed.replicate(state.params))
+        return load_latest(resume, _restore_target(config, state))[0]
+    if checkpoint:   # fsdp: each device reads its part (a checkpoint of either layout)
+        params = load_params(checkpoint, _restore_target(config, state).params)
         return init_train_state(params, grpo.make_optimizer(config.grpo), state.rng,
                                 config.grpo.kl_coef, state.curriculum, state.replay, state.novelty)
     return state
+
+
+def _fsdp_mesh(config: Config) -> jax.sharding.Mesh | None:
+    """The mesh the state is split over (train.param_sharding "fsdp" on several devices), else
+    None (one device: the option does nothing)."""
+    if config.train.param_sharding != "fsdp" or jax.device_count() == 1:
+        return None
+    return distributed.global_mesh()
+
+
+def _place_state(state: TrainState, shardings: Any) -> TrainState:
+    """`state` with each leaf in its own sharding (`distributed.put` leaf by leaf)."""
+    return jax.tree.map(lambda x, s: distributed.put(x, s), state, shardings)
+
+
+def _restore_target(config: Config, state: TrainState) -> TrainState:
+    """The form a checkpoint is restored into: `state` split as `place` splits it (fsdp; orbax
+    then reads each device's part of a checkpoint saved in either layout), else replicated."""
+    mesh = _fsdp_mesh(config)
+    if mesh is None:
+        return distributed.replicate(state)
+    return _place_state(state, distributed.state_shardings(state, mesh, fsdp=True))
 
 
 def task_prompts(config: Config) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +332,12 @@ def place(config: Config, state: TrainState) -> tuple[TrainState, StepInputs, St
     tables = automaton.load_tables()
     shardings = data_parallel_shardings(config.grpo.batch_size, config.grpo.group_size)
     if shardings:   # every process holds the same state and tables: each places its part
-        state, tables = distributed.put((state, tables), shardings[1])
+        mesh = _fsdp_mesh(config)
+        if mesh is None:
+            state, tables = distributed.put((state, tables), shardings[1])
+        else:   # the state split over the devices (ZeRO-3), the tables replicated
+            state = _place_state(state, distributed.state_shardings(state, mesh, fsdp=True))
+            tables = distributed.put(tables, shardings[1])
     inputs = StepInputs(tables=tables, prompt_tokens=prompt_tokens, prompt_len=prompt_len,
                         batch_sharding=shardings[0] if shardings else None)
     return state, inputs, step_functions(config, shardings[0].mesh if shardings else None)
@@ -294,17 +348,24 @@ def estimate_memory(config: Config) -> dict[str, int]:
     shapes), gradients and optimiser temporaries, sampling (KV cache, logits) and the update
     (policy and reference log-probs and the logits' gradient [B, L, V], grammar masks, and the
     activations the backward pass keeps: per layer and position ~6 d_model + 2 d_ff values
-    and a row of attention weights per head). XLA's temporaries are not counted."""
+    and a row of attention weights per head). XLA's temporaries are not counted.
+
+    With train.param_sharding "fsdp" on n devices the state's parameters, reference and
+    optimiser state, and the gradients, are divided by n (each device holds 1/n of them; the
+    replay buffer and novelty table stay whole; the parameters a forward pass all-gathers
+    are XLA temporaries, not counted)."""
     mc, gc = config.model, config.grpo
     state = jax.eval_shape(lambda: init_state(config))
     nbytes = lambda tree: sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))  # noqa: E731
+    n = jax.device_count() if config.train.param_sharding == "fsdp" else 1
+    split = nbytes((state.params, state.ref_params, state.opt_state))   # what fsdp divides by n
     rows = gc.batch_size + (config.replay.replay_per_step if config.train.use_priority_buffer else 0)
     L, V, D, F, H = mc.max_len, mc.vocab_size, mc.d_model, mc.d_ff, mc.n_heads
     act = 2 if mc.dtype == "bfloat16" else 4
     cache = 2 if mc.cache_dtype == "bfloat16" else 4
     parts = {
-        "state": nbytes(state),
-        "gradients": 2 * nbytes(state.params),
+        "state": nbytes(state) - split + split // n,
+        "gradients": 2 * nbytes(state.params) // n,
         "sampling": mc.n_layers * 2 * gc.batch_size * L * D * cache + gc.batch_size * L * (V + 12) * 4,
         "update": rows * L * V * (3 * 4 + 1) + mc.n_layers * rows * L * (6 * D + 2 * F + H * L) * act,
     }
@@ -420,7 +481,7 @@ class StopRequests:
 def _resume_target(config: Config, resume: str) -> TrainState:
     """The state a resume restores into. With replay off, a checkpoint written before the buffer
     shrank to one entry when off holds a capacity-sized one: keep its size."""
-    target = distributed.replicate(init_state(config))
+    target = _restore_target(config, init_state(config))
     if config.train.use_priority_buffer:
         return target
     try:
