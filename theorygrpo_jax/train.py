@@ -338,6 +338,8 @@ def place(config: Config, state: TrainState) -> tuple[TrainState, StepInputs, St
         else:   # the state split over the devices (ZeRO-3), the tables replicated
             state = _place_state(state, distributed.state_shardings(state, mesh, fsdp=True))
             tables = distributed.put(tables, shardings[1])
+    else:   # committed, as the step's outputs are: else step 2 compiles the rollout again
+        state, tables = jax.device_put((state, tables), jax.devices()[0])
     inputs = StepInputs(tables=tables, prompt_tokens=prompt_tokens, prompt_len=prompt_len,
                         batch_sharding=shardings[0] if shardings else None)
     return state, inputs, step_functions(config, shardings[0].mesh if shardings else None)
