@@ -57,7 +57,7 @@ def rollout(setup):
         # setting runs two cache-window blocks and compacts 16 rows into 8 slots.
         key = (temperature, seed, top_k, windows_and_compaction)
         if key not in cache:
-            options = (S.SamplerOptions(block_size=None, min_slots=8) if windows_and_compaction
+            options = (S.SamplerOptions(block_size=32, min_slots=8) if windows_and_compaction
                        else S.SamplerOptions(block_size=L, min_slots=None))
             cache[key] = jax.device_get(S.sample(
                 params, CONFIG, tables, jax.random.PRNGKey(seed), prompts,
@@ -131,9 +131,26 @@ def test_bfloat16_matmuls_sample_theories_and_recompute_close(setup):
     np.testing.assert_allclose(np.where(r.completion_mask, logp, 0.0), r.logprobs, atol=1e-2)
 
 
+def test_default_blocks_are_64_positions_up_to_128_then_doubling():
+    assert S.block_ends(128) == (64, 128)
+    assert S.block_ends(100) == (64, 100)
+    # after 128 each block is the largest power of two <= half its start: 64, 64, 128, 128
+    assert S.block_ends(512) == (64, 128, 192, 256, 384, 512)
+    assert S.block_ends(96, 32) == (32, 64, 96)
+
+
+def test_blocks_inside_the_prompts_window_run_as_one():
+    # ends 32, 64, 96, 128: a 56-token prompt is prefilled into the 64 window, so the blocks
+    # ending at 32 and 64 both run with it and are one block ending at 64
+    assert S._windows(128, 56, (32, 64, 96, 128)) == [(64, 64), (96, 96), (128, 128)]
+    assert S._windows(128, 1, (32, 64, 96, 128)) == [(32, 32), (64, 64), (96, 96), (128, 128)]
+    assert S._windows(128, 128, (32, 64, 96, 128)) == [(128, 128)]
+    assert S._windows(96, 200, (32, 64, 96)) == [(96, 96)]   # a prompt as long as max_len
+
+
 def test_windows_and_compaction_do_not_change_samples(rollout):
     a, b = rollout(windows_and_compaction=True), rollout()
-    assert S.block_ends(L)[0] < L and S.slot_sizes(BATCH, 8) == [16, 8]
+    assert S.block_ends(L, 32) == (32, 64) and S.slot_sizes(BATCH, 8) == [16, 8]
     np.testing.assert_array_equal(a.tokens, b.tokens)
     np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
 

@@ -22,7 +22,7 @@ grammar tables, policy) is one `Decoder`; `prefill` builds the first state,
 `decode_step` is the loop body, `run_block` runs the positions of one cache
 window with compaction, `run_blocks` chains the windows.
 
-Cache windows. Positions are processed in blocks (`block_ends`: 32 positions
+Cache windows. Positions are processed in blocks (`block_ends`: 64 positions
 up to 128, longer ones after); block j runs over a cache that is only as long
 as the block's end (the cache grows by one zero chunk per block, nothing is
 copied), so a decode step at position p reads at most the block's end, not
@@ -105,22 +105,25 @@ def block_ends(max_len: int, block_size: int | None = None) -> tuple[int, ...]:
     """Ends of the position blocks (each block's cache window reaches its end).
 
     block_size given: uniform blocks of that many positions. None (default):
-    blocks of 32 positions up to 128, then each block as long as the largest
-    power of two <= half its start (32, 64, 96, 128, 192, 256, 384, 512, ...):
-    fine windows where most theories end, few compiled loop bodies beyond.
+    blocks of 64 positions up to 128, then each block as long as the largest
+    power of two <= half its start (64, 128, 192, 256, 384, 512, ...): every block
+    is one more compiled loop body per slot count, and windows of 32 sampled no
+    faster than windows of 64 (docs/performance.md, compilation).
     """
     ends, end = [], 0
     while end < max_len:
-        step = block_size or (32 if end < 128 else 1 << ((end // 2).bit_length() - 1))
+        step = block_size or (64 if end < 128 else 1 << ((end // 2).bit_length() - 1))
         end = min(max_len, end + step)
         ends.append(end)
     return tuple(ends)
 
 
 def _windows(max_len: int, prompt_width: int, ends: tuple[int, ...]) -> list[tuple[int, int]]:
-    """(block end, cache length) per block: the cache covers the block and the whole prompt."""
+    """(block end, cache length) per block: the cache covers the block and the whole prompt.
+    Blocks inside the prompt's window share it and run as one (each block is one more
+    compiled loop body per slot count, and the same window gives the same step)."""
     prefill = next(e for e in ends if e >= min(prompt_width, max_len))
-    return [(end, max(end, prefill)) for end in ends]
+    return [(end, max(end, prefill)) for end in ends if end >= prefill]
 
 
 MAX_COMPACTIONS = 4  # each slot size is one more compiled loop body per cache block
