@@ -274,7 +274,13 @@ def data_parallel_shardings(batch_size: int, group_size: int | None = None
 
 def init_state(config: Config, seed: int | None = None) -> TrainState:
     """A fresh TrainState from random parameters (a one-entry replay buffer when replay is off)."""
-    seed = config.train.seed if seed is None else seed
+    return _init_state(config, config.train.seed if seed is None else seed)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init_state(config: Config, seed: int) -> TrainState:
+    # one compiled program (kept in the compilation cache) instead of some forty small
+    # operations compiled one by one at every start
     root = jax.random.PRNGKey(seed)
     params = M.init_params(config.model, jax.random.fold_in(root, 0))
     return init_train_state(params, grpo.make_optimizer(config.grpo), jax.random.fold_in(root, 1),
