@@ -355,7 +355,8 @@ def packed_grpo_loss(params: Any, packed: PackedBatch, masks: jax.Array, ref_log
 def make_update_step(model_config: M.ModelConfig, config: GRPOConfig, *,
                      packing: bool | None = None, matmul_dtype: str | None = None,
                      grad_matmul_dtype: str | None = None,
-                     gather_params: Any = None) -> Callable[
+                     gather_params: Any = None,
+                     state_layout: Callable[[TrainState], TrainState] | None = None) -> Callable[
         [TrainState, tuple[PolicyBatch, ...], GrammarTables], tuple[TrainState, dict[str, jax.Array]]]:
     """The jitted GRPO update: `update(state, chunks, tables) -> (state, metrics)`.
 
@@ -379,6 +380,8 @@ def make_update_step(model_config: M.ModelConfig, config: GRPOConfig, *,
     (policy and reference) are all-gathered whole before the forward passes, and the
     gradients reduce-scattered back onto their split (ZeRO-3). Left to itself XLA splits the
     matmuls along the parameters' split axis instead, moving activations between devices.
+    state_layout (train: the fsdp shardings): applied to the updated state inside the jitted
+    update, so that it leaves the update laid out as it came in.
     """
     optimizer = make_optimizer(config)
 
@@ -413,7 +416,7 @@ def make_update_step(model_config: M.ModelConfig, config: GRPOConfig, *,
         metrics["entropy_coef"] = entropy_coef
         new_state = state.replace(params=params, opt_state=opt_state, step=state.step + 1,
                                   kl_coef=adapt_kl_coef(state.kl_coef, metrics["kl"], config))
-        return new_state, metrics
+        return (state_layout or (lambda s: s))(new_state), metrics
 
     def update(state: TrainState, chunks: tuple[PolicyBatch, ...],
                tables: GrammarTables) -> tuple[TrainState, dict[str, jax.Array]]:

@@ -132,10 +132,16 @@ def rollout_step(state: TrainState, tables: automaton.GrammarTables, prompt_toke
     state = state.replace(curriculum=curriculum, replay=replay, novelty=novelty,
                           best_reward=jnp.maximum(state.best_reward,
                                                   scores["total_reward"].mean()))
-    if mesh is not None and tc.param_sharding == "fsdp":   # out as it came in (and donated)
-        state = jax.lax.with_sharding_constraint(
-            state, distributed.state_shardings(state, mesh, fsdp=True))
+    if mesh is not None and tc.param_sharding == "fsdp":
+        state = _in_fsdp_layout(state, mesh)
     return state, batch, metrics, rollout, scores
+
+
+def _in_fsdp_layout(state: TrainState, mesh: jax.sharding.Mesh) -> TrainState:
+    """Inside a jitted step: the state constrained to the fsdp shardings it came in with, so
+    that it leaves the step split as it was (and its donated buffers are reused)."""
+    return jax.lax.with_sharding_constraint(state,
+                                            distributed.state_shardings(state, mesh, fsdp=True))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,34 +165,14 @@ def _step_functions(config: Config, mesh: jax.sharding.Mesh | None, hooks: tuple
                     advantage_fn: Callable) -> StepFunctions:
     del hooks, advantage_fn   # the cache key only: rollout_step looks both up as it is traced
     fsdp = mesh is not None and config.train.param_sharding == "fsdp"
-    update = grpo.make_update_step(config.model, config.grpo, gather_params=(
-        jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()) if fsdp else None))
-    if fsdp:
-        update = _keeping_shardings(update, mesh)
+    update = grpo.make_update_step(
+        config.model, config.grpo,
+        gather_params=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()) if fsdp else None,
+        state_layout=functools.partial(_in_fsdp_layout, mesh=mesh) if fsdp else None)
     return StepFunctions(
         rollout=jax.jit(functools.partial(rollout_step, config=config, mesh=mesh),
                         donate_argnums=(0,)),
         update=update)
-
-
-def _keeping_shardings(update: Callable, mesh: jax.sharding.Mesh) -> Callable:
-    """`update` whose state comes back in the fsdp shardings it went in with. XLA's sharding
-    propagation keeps them (the optimiser's arithmetic is elementwise on sharded leaves), so
-    this only checks; a leaf it placed otherwise is moved back (one program)."""
-    def keeping(state, chunks, tables):
-        new_state, metrics = update(state, chunks, tables)
-        want, treedef = jax.tree.flatten(distributed.state_shardings(new_state, mesh, fsdp=True))
-        if all(x.sharding.is_equivalent_to(w, x.ndim)
-               for x, w in zip(jax.tree.leaves(new_state), want)):
-            return new_state, metrics
-        return _reshard_state(treedef, tuple(want))(new_state), metrics
-    return keeping
-
-
-@functools.lru_cache(maxsize=4)
-def _reshard_state(treedef: Any, shardings: tuple) -> Callable:
-    """One compiled program that moves a state (of `treedef`) to `shardings` (its leaves')."""
-    return jax.jit(lambda state: state, out_shardings=jax.tree.unflatten(treedef, shardings))
 
 
 @dataclasses.dataclass(frozen=True)
