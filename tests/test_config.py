@@ -28,6 +28,14 @@ def _write(tmp_path, text):
     return path
 
 
+def _assert_one_line_error(tmp_path, text, message):
+    """Loading `text` as bad.yaml fails with one line: the file's path, then `message`."""
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, text))
+    assert str(err.value).startswith(f"{tmp_path / 'bad.yaml'}{message}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("text,message", [
     ("grpo:\n  group_sise: 8\n", ": unknown key 'grpo.group_sise': did you mean 'group_size'? "
                                  "(known: "),
@@ -42,10 +50,7 @@ def _write(tmp_path, text):
     ("reward:\n  max_len: 64\n  soft_len: 32\n", ": reward.max_len (64) must equal model.max_len (128)"),
 ])
 def test_bad_configs(tmp_path, text, message):
-    with pytest.raises(ConfigError) as err:
-        load_config(_write(tmp_path, text))
-    assert str(err.value).startswith(f"{tmp_path / 'bad.yaml'}{message}"), str(err.value)
-    assert "\n" not in str(err.value)
+    _assert_one_line_error(tmp_path, text, message)
 
 
 def test_missing_file():
@@ -79,10 +84,7 @@ def test_defaults_are_consistent():
     ("grpo:\n  group_size: 4\ngrpo:\n  top_k: 2\n", ":3: not valid YAML (duplicate key 'grpo'"),
 ])
 def test_nonsense_is_rejected(tmp_path, text, message):
-    with pytest.raises(ConfigError) as err:
-        load_config(_write(tmp_path, text))
-    assert str(err.value).startswith(f"{tmp_path / 'bad.yaml'}{message}"), str(err.value)
-    assert "\n" not in str(err.value)
+    _assert_one_line_error(tmp_path, text, message)
 
 
 def test_non_finite_floats_of_a_config_built_in_python_name_the_key():
@@ -172,10 +174,7 @@ def test_set_beta_overrides_kl_coef_of_the_file():
     ("grpo:\n  advantage_fn: 3\n", ": grpo: advantage_fn must be a function or its name"),
 ])
 def test_alias_and_did_you_mean_messages(tmp_path, text, message):
-    with pytest.raises(ConfigError) as err:
-        load_config(_write(tmp_path, text))
-    assert str(err.value).startswith(f"{tmp_path / 'bad.yaml'}{message}"), str(err.value)
-    assert "\n" not in str(err.value)
+    _assert_one_line_error(tmp_path, text, message)
 
 
 def test_set_with_an_alias_value_without_equivalent_names_the_override():
