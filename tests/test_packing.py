@@ -5,6 +5,7 @@ its gradient those of the unpacked batch."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from theorygrpo_jax import grpo, policy
@@ -225,12 +226,24 @@ def test_packed_update_step_equals_unpacked(tiny):
     want_state, want = grpo.make_update_step(config.model, config.grpo, packing=False)(
         copy(state), chunks, tables)
     packed_update = grpo.make_update_step(config.model, config.grpo, packing=True)
+    lr = config.grpo.learning_rate
+    want_mu = jax.tree.leaves(optax.tree_utils.tree_get(want_state.opt_state, "mu"))
     for given in (chunks, grpo.pack_rows(chunks, L)):     # chunks packed inside, or already packed
         got_state, got = packed_update(copy(state), given, tables)
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
-        for g, w in zip(jax.tree.leaves(got_state.params), jax.tree.leaves(want_state.params)):
-            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+        # The first moment is (1 - b1) x the clipped gradient: the gradients agree to rounding.
+        got_mu = jax.tree.leaves(optax.tree_utils.tree_get(got_state.opt_state, "mu"))
+        for g, w in zip(got_mu, want_mu):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-7)
+        # Adam's first step moves each parameter by lr * g / (|g| + eps): where |g| is near
+        # eps (1e-8) a gradient that rounds differently (the two updates sum their matmuls in
+        # different orders) moves it by up to ~lr, so those are held to Adam's bound alone.
+        for g, w, m in zip(jax.tree.leaves(got_state.params), jax.tree.leaves(want_state.params),
+                           want_mu):
+            g, w, settled = np.asarray(g), np.asarray(w), np.abs(np.asarray(m)) > 1e-6
+            np.testing.assert_allclose(g[settled], w[settled], rtol=1e-4, atol=1e-6)
+            assert np.all(np.abs(g - w) <= 2 * lr * 1.001)
         assert int(got_state.step) == 1
 
 
