@@ -4,6 +4,7 @@ GRPOTrainer (HF generate with the grammar as a LogitsProcessor), same CPU, shape
 grammar and reward, in one process.
 
     .venv-peers/bin/python scripts/bench_peers.py --preset cpu_default --groups 64 8 --repeats 3 --json
+    .venv-peers/bin/python scripts/bench_peers.py --preset original --matmul-dtype bfloat16 --json
 
 Needs the `[peers]` extra (torch, transformers, trl) in its own virtual environment:
     python3 -m venv .venv-peers && .venv-peers/bin/pip install "torch==2.13.0+cpu" -e '.[peers,test]'
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler-keys", type=int, default=3, help="sampler batches (RNG keys)")
     p.add_argument("--no-trl", action="store_true", help="leave TRL out")
     p.add_argument("--torch-threads", type=int, help="torch's threads (default: the usable cores)")
+    p.add_argument("--matmul-dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="every side's weight matmuls: bfloat16 operands summed in float32 "
+                        "(this project's matmul options, torch's CPU autocast, TRL's bf16)")
     p.add_argument("--json", action="store_true", help="one JSON object (the table under 'table')")
     args = p.parse_args(argv)
     bad = [f"--groups {g}" for g in args.groups if g < 2]
@@ -56,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = run.run(args.preset, tuple(args.groups), args.repeats, args.task,
                          args.sampler_batch, args.sampler_keys, args.tries, not args.no_trl,
-                         args.torch_threads)
+                         args.torch_threads, args.matmul_dtype)
         text = run.table(result)
     print(json.dumps({**result, "table": text}) if args.json else text)
     return 0

@@ -56,7 +56,7 @@ from theorygrpo_jax import train as T
 from theorygrpo_jax.config import Config, ModelConfig, config_from_dict
 from theorygrpo_jax.grammar import automaton
 from theorygrpo_jax.grammar import vocab as V
-from theorygrpo_jax.policy import PolicySpec, grammar_masks, log_policy
+from theorygrpo_jax.policy import PolicySpec, grammar_masks, log_policy, token_logprobs
 
 from ..ceilings import measure_matmul_flops
 from ..machine import host_cpu, usable_cores
@@ -69,20 +69,43 @@ from .torch_model import from_flax
 from .update_parts import update_parts
 
 PRESETS = ("cpu_default", "original")
+MATMUL_DTYPES = ("float32", "bfloat16")   # every side's weight matmuls (`preset_config`)
 TOLERANCE = 1e-4   # logits, log-probs and loss: the peers must agree to this before timing
 
 
-def preset_config(preset: str, group_size: int, task: str = "from_scratch") -> Config:
+def preset_config(preset: str, group_size: int, task: str = "from_scratch",
+                  matmul_dtype: str = "float32") -> Config:
     """The benchmark's config: the model preset with the seed's GRPO defaults (lr 1e-4, kl 0.05,
-    clip 0.2, entropy 0.01, 4 update chunks); `original` is `step_bench.original_config`."""
+    clip 0.2, entropy 0.01, 4 update chunks); `original` is `step_bench.original_config`.
+    matmul_dtype "bfloat16": the sampler's weight matmuls (`model.matmul_dtype`) and the
+    update's, forward and backward (`grpo.update_matmul_dtype`, `update_grad_matmul_dtype`),
+    on bfloat16 operands summed in float32."""
     if preset == "original":
-        return original_config(group_size, task)
-    if preset != "cpu_default":
+        config = original_config(group_size, task)
+    elif preset == "cpu_default":
+        config = config_from_dict({"model": dataclasses.asdict(ModelConfig.cpu_default()),
+                                   "grpo": {"group_size": group_size, "learning_rate": 1e-4,
+                                            "kl_coef": 0.05},
+                                   "train": {"task": task}}, "<cpu_default>")
+    else:
         raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    return config_from_dict({"model": dataclasses.asdict(ModelConfig.cpu_default()),
-                             "grpo": {"group_size": group_size, "learning_rate": 1e-4,
-                                      "kl_coef": 0.05},
-                             "train": {"task": task}}, "<cpu_default>")
+    if matmul_dtype not in MATMUL_DTYPES:
+        raise ValueError(f"unknown matmul dtype {matmul_dtype!r}; expected one of "
+                         f"{', '.join(MATMUL_DTYPES)}")
+    if matmul_dtype == "float32":
+        return config
+    return dataclasses.replace(
+        config, model=dataclasses.replace(config.model, matmul_dtype=matmul_dtype),
+        grpo=dataclasses.replace(config.grpo, update_matmul_dtype=matmul_dtype,
+                                 update_grad_matmul_dtype=matmul_dtype))
+
+
+def float32_config(config: Config) -> Config:
+    """The config with every matmul in float32: what the peers' checks compare against."""
+    return dataclasses.replace(
+        config, model=dataclasses.replace(config.model, matmul_dtype="float32"),
+        grpo=dataclasses.replace(config.grpo, update_matmul_dtype=None,
+                                 update_grad_matmul_dtype="float32"))
 
 
 def torch_matmul_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -158,7 +181,13 @@ def project_step(config: Config, repeats: int) -> tuple[dict[str, Any], dict[str
 # ---------------------------------------------------------------- checks
 
 def checks(config: Config, ctx: dict[str, Any], grammar: NumpyGrammar) -> dict[str, Any]:
-    """The peers agree with this project (see the module docstring); ValueError when not."""
+    """The peers agree with this project (see the module docstring); ValueError when not.
+
+    Every check runs in float32. When the timed config has bfloat16 matmuls, the sampler's
+    recorded log-probs are replaced by this project's float32 ones of the same rows for the
+    check, and their distance to the float32 peer is reported (`bf16_logprobs_max_abs_diff`)."""
+    bf16 = config.model.matmul_dtype != "float32"
+    config = float32_config(config)
     mc, gc = config.model, config.grpo
     state, batch, chunks = ctx["state"], ctx["batch"], ctx["chunks"]
     tables = ctx["inputs"].tables
@@ -192,6 +221,12 @@ def checks(config: Config, ctx: dict[str, Any], grammar: NumpyGrammar) -> dict[s
                                    gc.temperature, gc.top_k or None)
         token_logp = logp.gather(-1, torch_batch.tokens[:, 1:, None])[..., 0].numpy()
     sampled = np.asarray(batch.old_logprobs)[:, 1:width]
+    if bf16:
+        out["bf16_logprobs_max_abs_diff"] = float(np.max(np.abs(token_logp - sampled)
+                                                         * completion[:, 1:]))
+        spec32 = PolicySpec.from_config(gc)
+        sampled = np.asarray(token_logprobs(log_policy(
+            params, mc, jnp.asarray(tokens), jnp.asarray(masks), spec32), jnp.asarray(tokens)))
     out["logprobs_max_abs_diff"] = float(np.max(np.abs(token_logp - sampled) * completion[:, 1:]))
 
     spec = PolicySpec.from_config(gc)
@@ -219,14 +254,16 @@ def torch_step(config: Config, params: Any, grammar: NumpyGrammar, repeats: int)
     """The hand-written step: one warm-up, then `repeats` steps each from the initial weights."""
     prompts, lens = _prompt_rows(config, config.grpo.batch_size)
     prompts = prompts[:, :int(lens[0])]
-    peer = TG.TorchGRPO(config, params)
+    dtype = config.model.matmul_dtype
+    config = float32_config(config)   # the peer's model; its matmuls follow `dtype`
+    peer = TG.TorchGRPO(config, params, matmul_dtype=dtype)
     start = time.perf_counter()
     peer.step(prompts)
     first_step_s = time.perf_counter() - start
     times: dict[str, list[float]] = {k: [] for k in ("sample_s", "reward_s", "update_s", "step_s")}
     lengths, tokens, accepted = [], [], True
     for r in range(repeats):
-        peer = TG.TorchGRPO(config, params)
+        peer = TG.TorchGRPO(config, params, matmul_dtype=dtype)
         torch.manual_seed(config.train.seed + 1 + r)
         seconds, metrics = peer.step(prompts)
         for k, v in seconds.items():
@@ -248,7 +285,9 @@ def torch_step(config: Config, params: Any, grammar: NumpyGrammar, repeats: int)
 
 def trl_step(config: Config, params: Any, grammar: NumpyGrammar, repeats: int) -> dict[str, Any]:
     """TRL's step: `repeats` optimiser steps after a warm-up one."""
-    trainer, timer, reward = trl_grpo.make_trainer(config, params, steps=repeats + 1)
+    trainer, timer, reward = trl_grpo.make_trainer(
+        float32_config(config), params, steps=repeats + 1,
+        bf16=config.model.matmul_dtype == "bfloat16")
     torch.manual_seed(config.train.seed)
     trainer.train()
     if not bool(grammar.accepted(reward.rows, config.model.max_len).all()):
@@ -279,7 +318,7 @@ def samplers(config: Config, params: Any, grammar: NumpyGrammar, batch: int, key
     rollouts = [jax.device_get(project(k)) for k in rng_keys]
     generated = [int(np.sum(r.completion_mask)) for r in rollouts]
 
-    model = from_flax(params, mc)
+    model = from_flax(params, float32_config(config).model)
     p = int(lens[0])
     hf_prompts = torch.as_tensor(np.asarray(prompts)[:, :p], dtype=torch.long)
     processor = GrammarLogitsProcessor(grammar, mc.max_len)
@@ -287,7 +326,7 @@ def samplers(config: Config, params: Any, grammar: NumpyGrammar, batch: int, key
     def hf(rows: np.ndarray | None):
         processor.reset()
         extra = [] if rows is None else [ForcedRowsProcessor(rows, V.PAD)]
-        with torch.no_grad():
+        with torch.no_grad(), TG.autocast(mc.matmul_dtype):
             return model.generate(hf_prompts, attention_mask=torch.ones_like(hf_prompts),
                                   logits_processor=LogitsProcessorList([processor, *extra]),
                                   do_sample=True, top_k=0, top_p=1.0, max_length=mc.max_len,
@@ -334,16 +373,19 @@ def samplers(config: Config, params: Any, grammar: NumpyGrammar, batch: int, key
 
 def run(preset: str = "cpu_default", groups: tuple[int, ...] = (64, 8), repeats: int = 3,
         task: str = "from_scratch", sampler_batch: int = 64, sampler_keys: int = 3,
-        tries: int = 3, with_trl: bool = True, torch_threads: int | None = None) -> dict[str, Any]:
+        tries: int = 3, with_trl: bool = True, torch_threads: int | None = None,
+        matmul_dtype: str = "float32") -> dict[str, Any]:
     """Everything (module docstring) in this process; a JSON-able dict. torch_threads: torch's
-    intra-op threads (None: the usable cores, as JAX's thread pool)."""
+    intra-op threads (None: the usable cores, as JAX's thread pool). matmul_dtype "bfloat16":
+    every side's weight matmuls on bfloat16 operands (this project: `preset_config`; PyTorch:
+    CPU autocast; TRL: its `bf16` mixed precision), the ceiling a bfloat16 GEMM's."""
     if repeats < 1 or tries < 1 or sampler_keys < 1:
         raise ValueError(f"--repeats, --tries and --sampler-keys must be at least 1, got "
                          f"{repeats}, {tries} and {sampler_keys}")
     torch.set_num_threads(torch_threads or len(usable_cores()))
     grammar = NumpyGrammar.load()
     result: dict[str, Any] = {
-        "preset": preset, "task": task, "repeats": repeats,
+        "preset": preset, "task": task, "repeats": repeats, "matmul_dtype": matmul_dtype,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu": host_cpu(), "torch_threads": torch.get_num_threads(),
         # under load from other processes, torch's OpenMP threads are sensitive to this
@@ -353,11 +395,11 @@ def run(preset: str = "cpu_default", groups: tuple[int, ...] = (64, 8), repeats:
                      "trl": __import__("trl").__version__},
         "load_start": list(os.getloadavg()),
     }
-    ceilings = [measure_matmul_flops(dtype=preset_config(preset, 2, task).model.matmul_dtype)]
+    ceilings = [measure_matmul_flops(dtype=matmul_dtype)]
     result["torch_matmul_flops_per_s"] = torch_matmul_flops()
     result["groups"] = {}
     for g in groups:
-        config = preset_config(preset, g, task)
+        config = preset_config(preset, g, task, matmul_dtype)
         project, ctx = project_step(config, repeats)
         params = ctx["state"].params
         entry: dict[str, Any] = {"checks": checks(config, ctx, grammar), "project": project}
@@ -369,10 +411,10 @@ def run(preset: str = "cpu_default", groups: tuple[int, ...] = (64, 8), repeats:
         entry["params"] = M.num_params(params)
         entry["load"] = list(os.getloadavg())
         result["groups"][str(g)] = entry
-    config = preset_config(preset, sampler_batch, task)
+    config = preset_config(preset, sampler_batch, task, matmul_dtype)
     result["samplers"] = samplers(config, T.init_state(config).params, grammar, sampler_batch,
                                   sampler_keys, tries)
-    ceilings.append(measure_matmul_flops(dtype=config.model.matmul_dtype))
+    ceilings.append(measure_matmul_flops(dtype=matmul_dtype))
     result["matmul_flops_per_s"] = max(ceilings)   # a burst of load should not lower the bar
     for entry in result["groups"].values():
         flops = 8 * entry["params"]
@@ -389,7 +431,8 @@ def table(result: dict[str, Any]) -> str:
     s = lambda x: f"{x:.2f} s"   # noqa: E731
     head = ("| | this project | hand-written PyTorch GRPO (HF generate + KV cache + grammar "
             "LogitsProcessor, 4 length-sorted chunks) | TRL GRPOTrainer (same generate) |")
-    lines = [f"{result['preset']}, task {result['task']}, {result['cpu']}, {result['date']}; "
+    lines = [f"{result['preset']}, task {result['task']}, weight matmuls "
+             f"{result.get('matmul_dtype', 'float32')}, {result['cpu']}, {result['date']}; "
              f"torch threads {result['torch_threads']} (OMP_WAIT_POLICY "
              f"{result['omp_wait_policy'] or 'unset'}); "
              f"load {result['load_start'][0]:.2f} -> {result['load_end'][0]:.2f}; medians of "
@@ -418,7 +461,8 @@ def table(result: dict[str, Any]) -> str:
                  f"{sm['hf_same_tokens_per_s']['median']:,.0f} tokens/s (best "
                  f"{sm['hf_same_tokens_per_s']['best']:,.0f}; sampling its own theories "
                  f"{sm['hf_free_tokens_per_s']['median']:,.0f}) | — |")
-    lines += ["", f"matmul ceiling (JAX, float32, 2048³): {result['matmul_flops_per_s']:.3g} "
+    lines += ["", f"matmul ceiling (JAX, {result.get('matmul_dtype', 'float32')}, 2048³): "
+              f"{result['matmul_flops_per_s']:.3g} "
               f"FLOP/s; torch's: {result['torch_matmul_flops_per_s']:.3g} FLOP/s", "",
               "This project's update by piece (seconds, medians):", "",
               "| group | masks | reference fwd | loss fwd | loss fwd+bwd | optimizer | "

@@ -65,11 +65,19 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale_by_std: bool 
     return centred.reshape(-1)
 
 
+def autocast(dtype: str) -> Any:
+    """The context the peer's forward passes run in: torch's CPU autocast to bfloat16 (its
+    linear layers and matmuls on bfloat16 operands, the rest float32), or nothing (float32)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+
+
 def policy_log_probs(model: TheoryGPTForCausalLM, tokens: torch.Tensor, masks: torch.Tensor,
-                     temperature: float, top_k: int | None = None) -> torch.Tensor:
+                     temperature: float, top_k: int | None = None,
+                     matmul_dtype: str = "float32") -> torch.Tensor:
     """[B, T-1, V]: log-probs of the masked, tempered, top-k policy predicting tokens[:, 1:]
-    (`policy.log_policy`)."""
-    logits = model(tokens).logits[:, :-1]
+    (`policy.log_policy`); matmul_dtype "bfloat16": the model's forward under `autocast`."""
+    with autocast(matmul_dtype):
+        logits = model(tokens).logits[:, :-1].float()
     logits = logits.masked_fill(~masks[:, 1:], NEG_INF)
     scaled = logits / (temperature if temperature > 0 else 1.0)
     if top_k:
@@ -120,10 +128,11 @@ def split_by_length(batch: TorchBatch, chunks: int) -> list[TorchBatch]:
 
 def grpo_loss(model: TheoryGPTForCausalLM, ref_model: TheoryGPTForCausalLM,
               chunks: list[TorchBatch], kl_coef: float, entropy_coef: float, config: GRPOConfig,
-              backward: bool = False) -> tuple[float, dict[str, float]]:
+              backward: bool = False, matmul_dtype: str = "float32") -> tuple[float, dict[str, float]]:
     """The loss of `grpo.grpo_loss` over the chunks and its parts (python floats).
 
     backward: accumulate the loss's gradient into model's .grad, one chunk at a time.
+    matmul_dtype "bfloat16": the forward passes under torch's autocast (`autocast`).
     """
     mode = config.loss_aggregation
     tokens_total = max(float(sum(c.completion_mask[:, 1:].sum() for c in chunks)), 1.0)
@@ -134,10 +143,10 @@ def grpo_loss(model: TheoryGPTForCausalLM, ref_model: TheoryGPTForCausalLM,
     for c in chunks:
         with torch.no_grad():
             ref = policy_log_probs(ref_model, c.tokens, c.masks, config.temperature,
-                                   config.top_k or None)
+                                   config.top_k or None, matmul_dtype)
         with torch.set_grad_enabled(backward):
             logp = policy_log_probs(model, c.tokens, c.masks, config.temperature,
-                                    config.top_k or None)
+                                    config.top_k or None, matmul_dtype)
             terms = policy_terms(logp, ref, c.tokens[:, 1:], c.old_logprobs[:, 1:], c.advantages,
                                  config)
             per_token = (-terms["surrogate"] + kl_coef * terms["kl"]
@@ -160,8 +169,10 @@ def grpo_loss(model: TheoryGPTForCausalLM, ref_model: TheoryGPTForCausalLM,
 class TorchGRPO:
     """The policy, its frozen reference, AdamW and the grammar processor of one GRPO run."""
 
-    def __init__(self, config: Config, params: Any, ref_params: Any = None):
+    def __init__(self, config: Config, params: Any, ref_params: Any = None,
+                 matmul_dtype: str = "float32"):
         self.config = config
+        self.matmul_dtype = matmul_dtype   # "bfloat16": sampling and forwards under `autocast`
         self.policy = from_flax(params, config.model)
         self.ref = from_flax(params if ref_params is None else ref_params, config.model)
         for p in self.ref.parameters():
@@ -182,7 +193,7 @@ class TorchGRPO:
         prompts = torch.as_tensor(np.asarray(prompt_tokens), dtype=torch.long)
         self.grammar.reset()
         processors = LogitsProcessorList([self.grammar, *(extra_processors or [])])
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.matmul_dtype):
             out = self.policy.generate(
                 prompts, attention_mask=torch.ones_like(prompts), logits_processor=processors,
                 do_sample=gc.temperature > 0, temperature=gc.temperature or None,
@@ -194,7 +205,7 @@ class TorchGRPO:
         p = prompts.shape[1]
         old = torch.zeros(b, t)
         if t > p:
-            scores = torch.stack(out.scores, dim=1)             # [B, T - P, V] processed
+            scores = torch.stack(out.scores, dim=1).float()     # [B, T - P, V] processed
             old[:, p:] = torch.log_softmax(scores, -1).gather(-1, tokens[:, p:, None])[..., 0]
         completion = (torch.arange(t)[None] >= p) & (tokens != V.PAD)
         return TorchBatch(tokens=tokens, old_logprobs=old * completion,
@@ -215,7 +226,8 @@ class TorchGRPO:
         self.optimizer.zero_grad(set_to_none=True)
         entropy_coef = entropy_coefficient(gc, self.steps)
         loss, metrics = grpo_loss(self.policy, self.ref, split_by_length(batch, gc.update_chunks),
-                                  self.kl_coef, entropy_coef, gc, backward=True)
+                                  self.kl_coef, entropy_coef, gc, backward=True,
+                                  matmul_dtype=self.matmul_dtype)
         if gc.max_grad_norm > 0:
             metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(),
                                                                        gc.max_grad_norm))

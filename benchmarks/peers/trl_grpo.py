@@ -104,9 +104,11 @@ def with_grammar(model: TheoryGPTForCausalLM, grammar: GrammarLogitsProcessor) -
     model.generate = generate
 
 
-def make_trainer(config: Config, params: Any, steps: int, workdir: str | None = None):
+def make_trainer(config: Config, params: Any, steps: int, workdir: str | None = None,
+                 bf16: bool = False):
     """(GRPOTrainer, StepTimer, ProjectReward) for `steps` optimiser steps on the task's first
-    prompt, the policy and the reference loaded with `params`."""
+    prompt, the policy and the reference loaded with `params`. bf16: TRL's own bfloat16
+    mixed precision (`GRPOConfig.bf16`: autocast, float32 weights and optimiser)."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
@@ -128,7 +130,7 @@ def make_trainer(config: Config, params: Any, steps: int, workdir: str | None = 
         scale_rewards="group" if gc.scale_by_std else "none", entropy_coef=gc.entropy_coef,
         learning_rate=gc.learning_rate, adam_beta1=gc.adam_b1, adam_beta2=gc.adam_b2,
         adam_epsilon=1e-8, weight_decay=gc.weight_decay, max_grad_norm=gc.max_grad_norm,
-        lr_scheduler_type="constant", warmup_steps=0, use_cpu=True, bf16=False, fp16=False,
+        lr_scheduler_type="constant", warmup_steps=0, use_cpu=True, bf16=bf16, fp16=False,
         report_to="none", save_strategy="no", logging_steps=10**9, log_completions=False,
         disable_dropout=True, dataloader_num_workers=0, seed=config.train.seed,
         gradient_checkpointing=False,   # TRL's default recomputes activations; the others keep them

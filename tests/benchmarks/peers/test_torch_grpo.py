@@ -157,6 +157,32 @@ def test_one_update_lands_where_the_jax_update_does(grammar, tables):
         assert np.abs(want[name].numpy() - before[name].numpy()).max() > 0.5 * lr, name
 
 
+def test_bfloat16_autocast_moves_log_probs_by_rounding_only(grammar, tables):
+    """`--matmul-dtype bfloat16`: the peer's forward under torch's CPU autocast (bfloat16
+    operands, 8 significant bits, a few matmuls deep) moves the masked log-probs by rounding
+    only: as far as this project's bfloat16 weight matmuls move them (within 4x; this case's
+    scrambled weights give logits of tens, so both move by ~1e-1); and the loss stays finite."""
+    config = _config()
+    policy, ref, batch = _case(config, tables, 0)
+    model, ref_model = from_flax(policy, config.model), from_flax(ref, config.model)
+    tb = _torch_batch(batch, grammar)
+    mask = tb.completion_mask[:, 1:].numpy()
+    with torch.no_grad():
+        logps = {dtype: TG.policy_log_probs(model, tb.tokens, tb.masks, 1.0, None, dtype)
+                 .gather(-1, tb.tokens[:, 1:, None])[..., 0].numpy()
+                 for dtype in ("float32", "bfloat16")}
+    tokens, masks = jnp.asarray(batch.tokens), jnp.asarray(tb.masks.numpy())
+    jax_bf16 = np.asarray(token_logprobs(log_policy(
+        policy, dataclasses.replace(config.model, matmul_dtype="bfloat16"), tokens, masks,
+        PolicySpec()), tokens))
+    torch_diff = np.max(np.abs(logps["bfloat16"] - logps["float32"]) * mask)
+    jax_diff = np.max(np.abs(jax_bf16 - logps["float32"]) * mask)
+    assert 0.0 < torch_diff < 4 * jax_diff and jax_diff < 4 * torch_diff
+    loss, _ = TG.grpo_loss(model, ref_model, TG.split_by_length(tb, 4), 0.05, 0.01, config.grpo,
+                           matmul_dtype="bfloat16")
+    assert np.isfinite(loss)
+
+
 def test_group_advantages_by_hand():
     # group (1, 2, 3, 4): mean 2.5, sample std sqrt((2.25 + 0.25 + 0.25 + 2.25) / 3) = sqrt(5/3)
     # = 1.2909944, so (r - 2.5) / std = -1.161895, -0.387298, 0.387298, 1.161895; a constant
