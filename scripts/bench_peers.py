@@ -5,6 +5,7 @@ grammar and reward, in one process.
 
     .venv-peers/bin/python scripts/bench_peers.py --preset cpu_default --groups 64 8 --repeats 3 --json
     .venv-peers/bin/python scripts/bench_peers.py --preset original --matmul-dtype bfloat16 --json
+    python scripts/bench_peers.py --from-json a.json b.json --plot peers.png   # no torch needed
 
 Needs the `[peers]` extra (torch, transformers, trl) in its own virtual environment:
     python3 -m venv .venv-peers && .venv-peers/bin/pip install "torch==2.13.0+cpu" -e '.[peers,test]'
@@ -35,7 +36,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="every side's weight matmuls: bfloat16 operands summed in float32 "
                         "(this project's matmul options, torch's CPU autocast, TRL's bf16)")
     p.add_argument("--json", action="store_true", help="one JSON object (the table under 'table')")
+    p.add_argument("--plot", metavar="PNG", help="also draw the step times side by side (PNG)")
+    p.add_argument("--from-json", nargs="+", metavar="JSON",
+                   help="no benchmark: draw --plot from earlier --json outputs (needs no torch)")
     args = p.parse_args(argv)
+    if args.from_json:
+        if not args.plot:
+            p.error("--from-json draws a figure: give --plot PNG")
+        return _plot_saved(args.from_json, args.plot)
     bad = [f"--groups {g}" for g in args.groups if g < 2]
     bad += [f"--sampler-batch {args.sampler_batch}"] if args.sampler_batch < 2 else []
     bad += [f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
@@ -63,6 +71,30 @@ def main(argv: list[str] | None = None) -> int:
                          args.torch_threads, args.matmul_dtype)
         text = run.table(result)
     print(json.dumps({**result, "table": text}) if args.json else text)
+    if args.plot:
+        from benchmarks.peers.figure import figure
+
+        print(f"figure: {figure([result], args.plot)}", file=sys.stderr)
+    return 0
+
+
+def _plot_saved(paths: list[str], out: str) -> int:
+    """The figure of earlier `--json` outputs; a one-line error for a file that is not one."""
+    from benchmarks.peers.figure import figure, step_rows
+
+    results = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                result = json.load(f)
+            step_rows([result])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            what = (f"no {e} in it" if isinstance(e, KeyError) else "not a JSON object"
+                    if isinstance(e, TypeError) else str(e))
+            print(f"error: {path}: not a bench_peers --json output ({what})", file=sys.stderr)
+            return 2
+        results.append(result)
+    print(f"figure: {figure(results, out)}")
     return 0
 
 
