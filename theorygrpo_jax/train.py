@@ -39,6 +39,7 @@ from . import discovery as D
 from . import distributed
 from . import grpo
 from . import model as M
+from . import programs
 from . import replay as R
 from . import rundir
 from . import sampler as S
@@ -163,16 +164,28 @@ def step_functions(config: Config, mesh: jax.sharding.Mesh | None = None) -> Ste
 @functools.lru_cache(maxsize=8)
 def _step_functions(config: Config, mesh: jax.sharding.Mesh | None, hooks: tuple,
                     advantage_fn: Callable) -> StepFunctions:
+    key = _program_key(config, mesh, hooks, advantage_fn)
     del hooks, advantage_fn   # the cache key only: rollout_step looks both up as it is traced
     fsdp = mesh is not None and config.train.param_sharding == "fsdp"
     update = grpo.make_update_step(
         config.model, config.grpo,
         gather_params=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()) if fsdp else None,
         state_layout=functools.partial(_in_fsdp_layout, mesh=mesh) if fsdp else None)
-    return StepFunctions(
-        rollout=jax.jit(functools.partial(rollout_step, config=config, mesh=mesh),
-                        donate_argnums=(0,)),
-        update=update)
+    rollout = jax.jit(functools.partial(rollout_step, config=config, mesh=mesh),
+                      donate_argnums=(0,))
+    # The rollout's Python trace is most of a warm start: keep it exported (programs.py).
+    return StepFunctions(rollout=programs.maybe_kept(rollout, "rollout", key, donate_argnums=(0,)),
+                         update=update)
+
+
+def _program_key(config: Config, mesh: jax.sharding.Mesh | None, hooks: tuple,
+                 advantage_fn: Callable) -> str | None:
+    """The config as plain data, the static part of a kept program's key (`programs`); None
+    where the program is not decided by it: a mesh, a user hook, or an advantage function
+    other than this package's (a notebook may patch grpo.group_advantages)."""
+    if mesh is not None or hooks or advantage_fn is not grpo.group_advantages:
+        return None
+    return json.dumps(dataclasses.asdict(config), sort_keys=True, default=repr)
 
 
 @dataclasses.dataclass(frozen=True)
