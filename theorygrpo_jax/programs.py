@@ -67,19 +67,20 @@ def environment_key() -> str:
     return "\n".join(parts)
 
 
-def arguments_key(args: tuple) -> str:
+def signature(args: tuple) -> tuple:
     """The arguments' tree and, per leaf, what a program depends on: shape, dtype, weak type
-    and placement (an uncommitted array compiles apart from a committed one)."""
+    and placement (an uncommitted array compiles apart from a committed one). Hashable, and
+    cheap enough to take at every call; its repr is the arguments' part of a file's key."""
     leaves, treedef = jax.tree.flatten(args)
 
-    def leaf(x: Any) -> str:
+    def leaf(x: Any) -> tuple:
         if isinstance(x, jax.Array):
-            where = repr(x.sharding) if getattr(x, "committed", True) else "uncommitted"
-            return f"{x.shape}{x.dtype}{'w' if x.weak_type else ''}@{where}"
+            where = x.sharding if getattr(x, "committed", True) else "uncommitted"
+            return (x.shape, str(x.dtype), x.weak_type, where)
         if isinstance(x, np.ndarray | np.generic):
-            return f"{np.shape(x)}{x.dtype}@host"
-        return f"{type(x).__name__}"   # a Python scalar: weakly typed, its value is traced
-    return f"{treedef}\n" + "\n".join(leaf(x) for x in leaves)
+            return (np.shape(x), str(x.dtype), "host")
+        return (type(x).__name__,)   # a Python scalar: weakly typed, its value is traced
+    return (treedef, tuple(leaf(x) for x in leaves))
 
 
 class Program:
@@ -93,19 +94,19 @@ class Program:
         self.jitted, self.name, self.directory = jitted, name, Path(directory)
         self.donate_argnums = tuple(donate_argnums)
         self.static_key = f"{environment_key()}\n{name}\n{static_key}"
-        self.programs: dict[str, Callable] = {}   # arguments_key -> jit(exported.call)
+        self.programs: dict[tuple, Callable] = {}   # signature -> jit(exported.call)
 
     def __call__(self, *args: Any) -> Any:
-        signature = arguments_key(args)
-        program = self.programs.get(signature)
+        key = signature(args)
+        program = self.programs.get(key)
         if program is None:
-            exported = self._read_or_export(self.path(signature), args)
-            program = self.programs[signature] = jax.jit(exported.call,
-                                                         donate_argnums=self.donate_argnums)
+            exported = self._read_or_export(self.path(key), args)
+            program = self.programs[key] = jax.jit(exported.call,
+                                                   donate_argnums=self.donate_argnums)
         return program(*args)
 
-    def path(self, signature: str) -> Path:
-        digest = hashlib.sha256(f"{self.static_key}\n{signature}".encode()).hexdigest()[:32]
+    def path(self, key: tuple) -> Path:
+        digest = hashlib.sha256(f"{self.static_key}\n{key!r}".encode()).hexdigest()[:32]
         return self.directory / f"{self.name}-{digest}{SUFFIX}"
 
     def _read_or_export(self, path: Path, args: tuple) -> Any:
