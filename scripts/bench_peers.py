@@ -21,6 +21,8 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from theorygrpo_jax.config import DTYPE_NAMES   # JAX-free
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=("cpu_default", "original"), default="cpu_default")
     p.add_argument("--groups", type=int, nargs="+", default=[64, 8], help="group sizes")
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sampler-keys", type=int, default=3, help="sampler batches (RNG keys)")
     p.add_argument("--no-trl", action="store_true", help="leave TRL out")
     p.add_argument("--torch-threads", type=int, help="torch's threads (default: the usable cores)")
-    p.add_argument("--matmul-dtype", choices=("float32", "bfloat16"), default="float32",
+    p.add_argument("--matmul-dtype", choices=DTYPE_NAMES, default="float32",
                    help="every side's weight matmuls: bfloat16 operands summed in float32 "
                         "(this project's matmul options, torch's CPU autocast, TRL's bf16)")
     p.add_argument("--json", action="store_true", help="one JSON object (the table under 'table')")

@@ -53,7 +53,7 @@ from theorygrpo_jax import model as M
 from theorygrpo_jax import sampler as S
 from theorygrpo_jax import tasks
 from theorygrpo_jax import train as T
-from theorygrpo_jax.config import Config, ModelConfig, config_from_dict
+from theorygrpo_jax.config import DTYPE_NAMES, Config, ModelConfig, config_from_dict
 from theorygrpo_jax.grammar import automaton
 from theorygrpo_jax.grammar import vocab as V
 from theorygrpo_jax.policy import PolicySpec, grammar_masks, log_policy, token_logprobs
@@ -69,7 +69,6 @@ from .torch_model import from_flax
 from .update_parts import update_parts
 
 PRESETS = ("cpu_default", "original")
-MATMUL_DTYPES = ("float32", "bfloat16")   # every side's weight matmuls (`preset_config`)
 TOLERANCE = 1e-4   # logits, log-probs and loss: the peers must agree to this before timing
 
 
@@ -89,9 +88,9 @@ def preset_config(preset: str, group_size: int, task: str = "from_scratch",
                                    "train": {"task": task}}, "<cpu_default>")
     else:
         raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    if matmul_dtype not in MATMUL_DTYPES:
+    if matmul_dtype not in DTYPE_NAMES:
         raise ValueError(f"unknown matmul dtype {matmul_dtype!r}; expected one of "
-                         f"{', '.join(MATMUL_DTYPES)}")
+                         f"{', '.join(DTYPE_NAMES)}")
     if matmul_dtype == "float32":
         return config
     return dataclasses.replace(
@@ -221,15 +220,14 @@ def checks(config: Config, ctx: dict[str, Any], grammar: NumpyGrammar) -> dict[s
                                    gc.temperature, gc.top_k or None)
         token_logp = logp.gather(-1, torch_batch.tokens[:, 1:, None])[..., 0].numpy()
     sampled = np.asarray(batch.old_logprobs)[:, 1:width]
+    spec = PolicySpec.from_config(gc)
     if bf16:
         out["bf16_logprobs_max_abs_diff"] = float(np.max(np.abs(token_logp - sampled)
                                                          * completion[:, 1:]))
-        spec32 = PolicySpec.from_config(gc)
         sampled = np.asarray(token_logprobs(log_policy(
-            params, mc, jnp.asarray(tokens), jnp.asarray(masks), spec32), jnp.asarray(tokens)))
+            params, mc, jnp.asarray(tokens), jnp.asarray(masks), spec), jnp.asarray(tokens)))
     out["logprobs_max_abs_diff"] = float(np.max(np.abs(token_logp - sampled) * completion[:, 1:]))
 
-    spec = PolicySpec.from_config(gc)
     jax_masks = tuple(grammar_masks(tables, c.tokens, mc.max_len) for c in chunks)
     refs = tuple(log_policy(ref_params, mc, c.tokens, m, spec) for c, m in zip(chunks, jax_masks))
     entropy_coef = float(grpo.entropy_coefficient(gc, state.step))
