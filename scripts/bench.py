@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tries", type=int, default=5,
                     help="calls per batch, interleaved; each batch's best counts")
     ap.add_argument("--block-size", type=int, default=None, help="cache-window block (positions)")
-    ap.add_argument("--min-slots", type=int, default=4,
-                    help="compact unfinished rows down to this many slots (sampler min_slots)")
+    ap.add_argument("--min-slots", type=int, default=None,
+                    help="compact unfinished rows down to this many slots (default: the sampler's)")
     ap.add_argument("--no-masks-compare", action="store_true",
                     help="skip the run without grammar masks (no mask_overhead)")
     ap.add_argument("--memory-batches", default="64,1024",
@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                 masks_compare=not args.no_masks_compare,
                 memory_batches=tuple(int(b) for b in args.memory_batches.split(",") if b),
                 block_size=args.block_size, devices=args.devices or bench.default_devices(args.batch),
-                ceiling=args.ceiling, min_slots=args.min_slots, matmul_dtype=args.matmul_dtype)
+                ceiling=args.ceiling, matmul_dtype=args.matmul_dtype,
+                **({} if args.min_slots is None else {"min_slots": args.min_slots}))
     print_result(result, args.json)
     return 0
 

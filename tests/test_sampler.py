@@ -140,10 +140,16 @@ def test_default_blocks_are_64_positions_up_to_128_then_doubling():
 
 
 def test_blocks_inside_the_prompts_window_run_as_one():
-    # ends 32, 64, 96, 128: a 56-token prompt is prefilled into the 64 window, so the blocks
+    # ends 32, 64, 96, 128: a 40-token prompt is prefilled into the 64 window, so the blocks
     # ending at 32 and 64 both run with it and are one block ending at 64
-    assert S._windows(128, 56, (32, 64, 96, 128)) == [(64, 64), (96, 96), (128, 128)]
+    assert S._windows(128, 40, (32, 64, 96, 128)) == [(64, 64), (96, 96), (128, 128)]
     assert S._windows(128, 1, (32, 64, 96, 128)) == [(32, 32), (64, 64), (96, 96), (128, 128)]
+    # a 56-token prompt leaves 8 of the block's 32 positions: that block joins the next one
+    assert S._windows(128, 56, (32, 64, 96, 128)) == [(96, 96), (128, 128)]
+    assert S._windows(128, 48, (32, 64, 96, 128)) == [(64, 64), (96, 96), (128, 128)]
+    # the default config: 56 tokens of 128 in blocks of 64 is one window
+    assert S._windows(128, 56, S.block_ends(128)) == [(128, 128)]
+    assert S._windows(128, 120, (64, 128)) == [(128, 128)]
     assert S._windows(128, 128, (32, 64, 96, 128)) == [(128, 128)]
     assert S._windows(96, 200, (32, 64, 96)) == [(96, 96)]   # a prompt as long as max_len
 
@@ -153,6 +159,38 @@ def test_windows_and_compaction_do_not_change_samples(rollout):
     assert S.block_ends(L, 32) == (32, 64) and S.slot_sizes(BATCH, 8) == [16, 8]
     np.testing.assert_array_equal(a.tokens, b.tokens)
     np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
+
+
+def test_the_tail_in_chunks_does_not_change_samples(setup, rollout):
+    # blocks of 16: 16 and 32 run as blocks, positions 33..64 as the tail, 3 rows at a time
+    # (16 rows: at least 5 chunks when most rows reach it)
+    params, tables = setup
+    options = S.SamplerOptions(block_size=16, min_slots=8, tail_from=32, tail_slots=3)
+    assert S.split_tail(S._windows(L, 1, S.block_ends(L, 16)), BATCH, options) == (
+        [(16, 16), (32, 32)], 3)
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(BATCH)]
+    a = jax.device_get(S.sample(params, CONFIG, tables, jax.random.PRNGKey(1), prompts,
+                                options=options))
+    b = rollout()
+    assert (b.lengths > 33).sum() > 3            # the tail runs several chunks
+    np.testing.assert_array_equal(a.tokens, b.tokens)
+    np.testing.assert_array_equal(a.finished, b.finished)
+    assert int(a.num_steps) == int(b.num_steps)
+    np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
+
+
+def test_no_tail_when_every_block_ends_before_it():
+    options = S.SamplerOptions()
+    windows = S._windows(128, 56, S.block_ends(128))
+    assert S.split_tail(windows, 32, options) == (windows, None)
+    # the original size: blocks to 128, then the tail on 16 slots (8 for a batch of 8)
+    windows = S._windows(512, 1, S.block_ends(512))
+    assert S.split_tail(windows, 64, options) == ([(64, 64), (128, 128)], 16)
+    assert S.split_tail(windows, 8, options) == ([(64, 64), (128, 128)], 8)
+    assert S.split_tail(windows, 64, S.SamplerOptions(tail_slots=None)) == (windows, None)
+    # a prompt past tail_from keeps its own block
+    assert S.split_tail(S._windows(512, 200, S.block_ends(512)), 64, options) == (
+        [(256, 256)], 16)
 
 
 def test_greedy_is_argmax_of_masked_logits(setup, rollout):

@@ -33,11 +33,16 @@ Compaction. Rows finish at very different lengths, and a finished row in the
 batch costs a full decode step. So within a block the loop runs on B slots
 only while more than B/2 rows are unfinished; then the unfinished rows are
 gathered into B/2 slots (cache, grammar state, logits, ...) and the loop goes
-on there, then B/4, B/8, B/16 (not below `min_slots`, default 4: the tail of
-the last few rows of a batch is long, and a step on 4 slots is not much
-cheaper than one on 8); results are scattered back. Each row keeps its own RNG
+on there, then B/4, B/8, B/16 (not below `min_slots`, default 8: a step on 4
+slots is no cheaper than one on 8, and each slot size is one more compiled loop
+body per block); results are scattered back. Each row keeps its own RNG
 stream (fold_in of its row index), so compaction never changes the samples.
 Each (block, slot size) pair is one compiled loop body.
+
+The tail. Past position 128 (`SamplerOptions.tail_from`) few rows are left (the original size's theories
+average 28 tokens of 512), so instead of four more blocks of five slot sizes each, the
+rest runs in one window of max_len on `tail_slots` slots: the unfinished rows a chunk at
+a time, each chunk to its end (`run_tail`). That is one loop body, not twenty.
 
 Sampling draws one uniform per row and inverts the CDF of the masked policy
 (Gumbel-max would need V random numbers and 2V logs per row per step); the CDF
@@ -67,11 +72,14 @@ from .policy import PolicySpec, apply_grammar, drawable_logp, policy_logits
 class SamplerOptions:
     """Static knobs of the sampler (each distinct value is one more compile)."""
     block_size: int | None = None   # positions per cache window; None: 32 up to 128, then doubling
-    min_slots: int | None = 4       # compact unfinished rows down to this many slots; None: never
+    min_slots: int | None = 8       # compact unfinished rows down to this many slots; None: never
     use_masks: bool = True          # False switches the grammar off (benchmarks measure its cost;
     #                                 the output is then not guaranteed to be a theory)
     stop_pos: int | None = None     # stop before this position even if rows are unfinished
     #                                 (benchmarks); None: max_len
+    tail_from: int = 128            # blocks ending past this position are the tail
+    tail_slots: int | None = 16     # the tail runs in one window of max_len on this many slots at
+    #                                 a time (rows that long are few); None: in blocks, as before it
 
 
 @struct.dataclass
@@ -121,9 +129,14 @@ def block_ends(max_len: int, block_size: int | None = None) -> tuple[int, ...]:
 def _windows(max_len: int, prompt_width: int, ends: tuple[int, ...]) -> list[tuple[int, int]]:
     """(block end, cache length) per block: the cache covers the block and the whole prompt.
     Blocks inside the prompt's window share it and run as one (each block is one more
-    compiled loop body per slot count, and the same window gives the same step)."""
-    prefill = next(e for e in ends if e >= min(prompt_width, max_len))
-    return [(end, max(end, prefill)) for end in ends if end >= prefill]
+    compiled loop body per slot count, and the same window gives the same step). A prompt
+    that leaves less than half of its block to sample joins the next block too: the default
+    config's 56-token prompt would otherwise compile four loop bodies for 8 positions."""
+    k = next(i for i, e in enumerate(ends) if e >= min(prompt_width, max_len))
+    start = ends[k - 1] if k else 0
+    if k + 1 < len(ends) and 2 * (ends[k] - prompt_width) < ends[k] - start:
+        k += 1
+    return [(end, max(end, ends[k])) for end in ends[k:]]
 
 
 MAX_COMPACTIONS = 4  # each slot size is one more compiled loop body per cache block
@@ -358,18 +371,57 @@ def _outputs(s: SamplingState) -> SamplingState:
     return s.replace(cache=None, grammar=None, logits=None, uniforms=None, prompt=None)
 
 
+def _tail_chunk(decoder: Decoder, slots: int, start: jax.Array,
+                carry: tuple[SamplingState, jax.Array, jax.Array]):
+    """Up to `slots` rows still to do, run from `start` until they are done (or the stop
+    position), and written back; the other rows are untouched."""
+    s, todo, reached = carry
+    idx = jnp.argsort(~todo, stable=True)[:slots]   # rows to do first
+    run = todo[idx]                                  # [slots] bool: a row to do, not a filler
+    part = _take_rows(s, idx).replace(done=s.done[idx] | ~run, pos=start)
+    part = _loop_while_more_than(decoder, part, decoder.stop_pos, 0)
+    merged = part.replace(**{f: jax.tree_util.tree_map(
+        lambda a, p: a.at[idx].set(jnp.where(run.reshape((-1,) + (1,) * (p.ndim - 1)), p, a[idx])),
+        getattr(s, f), getattr(part, f)) for f in _PER_SLOT})
+    return merged, todo.at[idx].set(False), jnp.maximum(reached, part.pos)
+
+
+def run_tail(decoder: Decoder, s: SamplingState, slots: int) -> SamplingState:
+    """The positions after the blocks, in one window of max_len: the unfinished rows, `slots` at
+    a time, each run to its end. One compiled loop body instead of one per block and slot size
+    (the original size's 512 positions had 30); rows this long are few, so the chunks are few."""
+    s = s.replace(cache=M.grow_cache(s.cache, decoder.config.max_len))
+    chunk = functools.partial(_tail_chunk, decoder, slots, s.pos)
+    s, _, reached = jax.lax.while_loop(lambda c: jnp.any(c[1]), chunk, (s, ~s.done, s.pos))
+    return s.replace(pos=reached)
+
+
 def run_blocks(decoder: Decoder, s: SamplingState, windows: list[tuple[int, int]],
-               sizes: list[int], j: int = 0) -> SamplingState:
+               sizes: list[int], j: int = 0, tail_slots: int | None = None) -> SamplingState:
     """Blocks j, j+1, ...: each grows the cache to its window, then runs its positions; a block
-    is entered only while some row is unfinished."""
+    is entered only while some row is unfinished. With tail_slots, the tail (`run_tail`)
+    follows the last block."""
     end, window = windows[j]
     s = run_block(decoder, s.replace(cache=M.grow_cache(s.cache, window)), end, sizes)
     if j + 1 == len(windows):
-        return _outputs(s)
+        if tail_slots is None:
+            return _outputs(s)
+        return jax.lax.cond(_running(decoder, s),
+                            lambda t: _outputs(run_tail(decoder, t, tail_slots)), _outputs, s)
     return jax.lax.cond(_running(decoder, s),
                         functools.partial(run_blocks, decoder, windows=windows, sizes=sizes,
-                                          j=j + 1),
+                                          j=j + 1, tail_slots=tail_slots),
                         _outputs, s)
+
+
+def split_tail(windows: list[tuple[int, int]], batch: int,
+               options: SamplerOptions) -> tuple[list[tuple[int, int]], int | None]:
+    """(the blocks run as blocks, slots of the tail or None): blocks ending past
+    options.tail_from (the prompt's own block always stays a block) become the tail."""
+    head = [w for w in windows if w[0] <= options.tail_from] or windows[:1]
+    if options.tail_slots is None or len(head) == len(windows):
+        return windows, None
+    return head, min(options.tail_slots, batch)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "options"))
@@ -393,7 +445,8 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
     decoder = Decoder(params=params, head=M.output_head(params, config), tables=tables,
                       policy=policy, config=config, options=options)
     state = prefill(decoder, prompt_tokens, prompt_len, rng, row_offset, windows[0][1])
-    state = run_blocks(decoder, state, windows, slot_sizes(b, options.min_slots))
+    windows, tail = split_tail(windows, b, options)
+    state = run_blocks(decoder, state, windows, slot_sizes(b, options.min_slots), tail_slots=tail)
     lengths = jnp.sum(state.tokens != V.PAD, axis=1).astype(jnp.int32)
     # The policy chose every token after the prompt up to EOS (after it: PAD). Kept out of
     # the loop: one array less to write each step and to gather at each compaction.
