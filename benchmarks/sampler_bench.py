@@ -142,7 +142,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
                   memory_batches: tuple[int, ...] = (64, 1024),
                   block_size: int | None = None, config: M.ModelConfig | None = None,
                   seed: int = 0, devices: int = 1, ceiling: bool = False,
-                  min_slots: int | str | None = SamplerOptions.min_slots, matmul_dtype: str | None = None) -> dict[str, Any]:
+                  min_slots: int | None = SamplerOptions.min_slots, matmul_dtype: str | None = None) -> dict[str, Any]:
     """Benchmark the sampler for a preset; returns a JSON-able dict (see the module docstring).
 
     devices > 1: the batch is split over that many devices with
@@ -202,8 +202,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
     tokens_per_s = sum(generated) / best_s
     out: dict[str, Any] = dict(
         preset=preset, batch=batch, devices=devices, max_len=config.max_len, params=costs["params"],
-        block_ends=list(S.block_ends(config.max_len, block_size)),
-        min_slots=S.resolve_min_slots(SamplerOptions(min_slots=min_slots), config),
+        block_ends=list(S.block_ends(config.max_len, block_size)), min_slots=min_slots,
         cache_dtype=config.cache_dtype, matmul_dtype=config.matmul_dtype,
         tokens_per_s=tokens_per_s, theories_per_s=batch * repeats / best_s,
         median_tokens_per_s=sum(generated) / median_s, timing=f"best of {tries} per batch",
@@ -233,7 +232,7 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
         # Where the batch's time goes: the whole sampler's loop step at each slot size the
         # compaction uses, charged to the steps that ran on it, against the roofline of the
         # tokens those steps generated.
-        sizes = S.slot_sizes(per_device, out["min_slots"])
+        sizes = S.slot_sizes(per_device, min_slots)
         sampler_s = {z: sampler_step_seconds(params, tables, config, z, block_size=block_size)
                      for z in sizes}
         phases = sum(np.stack(list(phase_breakdown(costs, r.completion_mask, devices, sizes,

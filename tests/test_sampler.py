@@ -179,17 +179,6 @@ def test_the_tail_in_chunks_does_not_change_samples(setup, rollout):
     np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
 
 
-def test_compaction_stops_at_16_slots_for_small_models_and_8_for_large_ones():
-    default = M.ModelConfig(d_model=128, n_heads=4, n_layers=2, d_ff=256, max_len=128)
-    original = M.ModelConfig(d_model=512, n_heads=8, n_layers=4, d_ff=1024, max_len=512)
-    # layer weights: 2 * 128 * (4 * 128 + 2 * 256) = 262 144; 4 * 512 * (4 * 512 + 2 * 1024) = 8.4M
-    assert S.auto_min_slots(default) == 16 and S.auto_min_slots(original) == 8
-    assert S.resolve_min_slots(S.SamplerOptions(), default) == 16
-    assert S.resolve_min_slots(S.SamplerOptions(min_slots=4), default) == 4
-    assert S.resolve_min_slots(S.SamplerOptions(min_slots=None), original) is None
-    assert S.slot_sizes(32, 16) == [32, 16] and S.slot_sizes(64, 8) == [64, 32, 16, 8]
-
-
 def test_no_tail_when_every_block_ends_before_it():
     options = S.SamplerOptions()
     windows = S._windows(128, 56, S.block_ends(128))

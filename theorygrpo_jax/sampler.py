@@ -33,9 +33,9 @@ Compaction. Rows finish at very different lengths, and a finished row in the
 batch costs a full decode step. So within a block the loop runs on B slots
 only while more than B/2 rows are unfinished; then the unfinished rows are
 gathered into B/2 slots (cache, grammar state, logits, ...) and the loop goes
-on there, then B/4, B/8, B/16 (not below `min_slots`; each slot size is one
-more compiled loop body per block, so by default compaction stops where a step
-stops getting cheaper: `auto_min_slots`); results are scattered back. Each row keeps its own RNG
+on there, then B/4, B/8, B/16 (not below `min_slots`, default 8: a step on 4
+slots is no cheaper than one on 8, and each slot size is one more compiled loop
+body per block); results are scattered back. Each row keeps its own RNG
 stream (fold_in of its row index), so compaction never changes the samples.
 Each (block, slot size) pair is one compiled loop body.
 
@@ -72,8 +72,7 @@ from .policy import PolicySpec, apply_grammar, drawable_logp, policy_logits
 class SamplerOptions:
     """Static knobs of the sampler (each distinct value is one more compile)."""
     block_size: int | None = None   # positions per cache window; None: 32 up to 128, then doubling
-    min_slots: int | str | None = "auto"  # compact unfinished rows down to this many slots;
-    #                                 None: never; "auto": `auto_min_slots` of the model
+    min_slots: int | None = 8       # compact unfinished rows down to this many slots; None: never
     use_masks: bool = True          # False switches the grammar off (benchmarks measure its cost;
     #                                 the output is then not guaranteed to be a theory)
     stop_pos: int | None = None     # stop before this position even if rows are unfinished
@@ -141,25 +140,6 @@ def _windows(max_len: int, prompt_width: int, ends: tuple[int, ...]) -> list[tup
 
 
 MAX_COMPACTIONS = 4  # each slot size is one more compiled loop body per cache block
-
-
-SMALL_MODEL_WEIGHTS = 1_000_000  # below this many layer weights a decode step's cost is its overhead
-
-
-def auto_min_slots(config: M.ModelConfig) -> int:
-    """Where compaction stops by default: 16 slots for a model with fewer than a million layer
-    weights, whose decode step costs about the same on 4, 8 or 16 rows (its weights stay in
-    cache; the default config's model part is 0.13 / 0.19 / 0.31 ms of a ~1 ms loop step and
-    its batches sample as fast with any of the three), else 8 (the original size's step is
-    3.7 / 4.4 / 6.6 ms on 4 / 8 / 16 rows: 4 slots would sample ~5 % faster, but cost one
-    more loop body per block, ~4 s of its cold start). docs/performance.md has the runs."""
-    weights = config.n_layers * config.d_model * (4 * config.d_model + 2 * config.d_ff)
-    return 16 if weights < SMALL_MODEL_WEIGHTS else 8
-
-
-def resolve_min_slots(options: SamplerOptions, config: M.ModelConfig) -> int | None:
-    """options.min_slots, with "auto" replaced by `auto_min_slots`."""
-    return auto_min_slots(config) if options.min_slots == "auto" else options.min_slots
 
 
 def slot_sizes(batch: int, min_slots: int | None) -> list[int]:
@@ -466,8 +446,7 @@ def sample_tokens(params: Any, tables: automaton.GrammarTables, prompt_tokens: j
                       policy=policy, config=config, options=options)
     state = prefill(decoder, prompt_tokens, prompt_len, rng, row_offset, windows[0][1])
     windows, tail = split_tail(windows, b, options)
-    sizes = slot_sizes(b, resolve_min_slots(options, config))
-    state = run_blocks(decoder, state, windows, sizes, tail_slots=tail)
+    state = run_blocks(decoder, state, windows, slot_sizes(b, options.min_slots), tail_slots=tail)
     lengths = jnp.sum(state.tokens != V.PAD, axis=1).astype(jnp.int32)
     # The policy chose every token after the prompt up to EOS (after it: PAD). Kept out of
     # the loop: one array less to write each step and to gather at each compaction.
