@@ -63,14 +63,14 @@ def test_plain_lines_when_not_a_terminal(tmp_path):
                         "kl -3.2e-05 | entropy 1.234 | 0.5 s/step")
     assert "\r" not in stream.getvalue() and "\r" not in out.getvalue()
     assert out.getvalue() == "a statistics block\n"
-    assert notices == ["compiling the step (first step; takes ~a minute on CPU)…",
+    assert notices == ["compiling the step (first step; up to ~30 s on CPU, seconds once cached)…",
                        "compiled in 0.5 s (the first step included)"]
     logged = (tmp_path / P.RUN_LOG).read_text().splitlines()
     assert logged == notices + lines + ["a statistics block"]
 
 
 def test_compile_notice_on_other_backends():
-    assert P.compile_notice("cpu") == "compiling the step (first step; takes ~a minute on CPU)…"
+    assert P.compile_notice("cpu") == "compiling the step (first step; up to ~30 s on CPU, seconds once cached)…"
     assert "CPU" not in P.compile_notice("gpu")
 
 

@@ -61,7 +61,8 @@ def plain_line(step: int, total: int, metrics: dict[str, float], seconds: float)
 
 
 def compile_notice(backend: str) -> str:
-    where = "takes ~a minute on CPU" if backend == "cpu" else "takes a while"
+    # the first steps measured on 2 cores: docs/performance.md, "Compilation and start-up"
+    where = "up to ~30 s on CPU, seconds once cached" if backend == "cpu" else "takes a while"
     return f"compiling the step (first step; {where})…"
 
 
