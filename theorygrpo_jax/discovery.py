@@ -32,7 +32,7 @@ from flax import struct
 
 from .config import DiscoveryConfig
 from .physics import identity
-from .physics.record import parse_record
+from .physics.record import TheoryRecord, parse_record
 
 
 @struct.dataclass
@@ -47,29 +47,33 @@ def init_novelty(config: DiscoveryConfig) -> NoveltyTable:
     return NoveltyTable(counts=jnp.zeros((size,), jnp.int32))
 
 
-def model_features(tokens: jax.Array, prompt: jax.Array,
+def model_features(record: TheoryRecord, prompt: jax.Array,
                    fermions_only: bool = False) -> tuple[jax.Array, ...]:
-    """One theory tokens [L] against its prompt [W] (PAD after it): (hash [] uint32 of its
-    model key, or of its fermion content alone when `fermions_only`; adds SM-charged matter
-    [] bool, chiral [] bool, adds fermions [] bool)."""
-    key = identity.model_key(parse_record(tokens))
+    """One theory (its `parse_record`) against its prompt's tokens [W] (PAD after it): (hash
+    [] uint32 of its model key, or of its fermion content alone when `fermions_only`; adds
+    SM-charged matter [] bool, chiral [] bool, adds fermions [] bool)."""
+    key = identity.model_key(record)
     cls = identity.model_class(key, identity.model_key_of_tokens(prompt), True)
     novelty_key = identity.fermion_key(key) if fermions_only else key
     return identity.key_hash(novelty_key), cls.adds_sm_charged, cls.chiral, cls.added_fermions > 0
 
 
 def discovery_rewards(tokens: jax.Array, prompts: jax.Array, success: jax.Array,
-                      table: NoveltyTable,
-                      config: DiscoveryConfig) -> tuple[dict[str, jax.Array], NoveltyTable]:
+                      table: NoveltyTable, config: DiscoveryConfig,
+                      records: TheoryRecord | None = None
+                      ) -> tuple[dict[str, jax.Array], NoveltyTable]:
     """The discovery bonuses of a batch, and the table with its successes counted.
 
-    tokens [B, L] sampled theories, prompts [B, W] their prompts, success [B] bool.
-    Returns ({"novelty_reward", "sm_charged_reward", "chiral_reward"}: each [B] float32,
-    zero for unsuccessful rows; new table). Rows of one model in the same batch all see the
-    count from before the batch.
+    tokens [B, L] sampled theories, prompts [B, W] their prompts, success [B] bool; records:
+    the theories already parsed (`parse_record`, vmapped; the rollout's reward parsed them),
+    else parsed here. Returns ({"novelty_reward", "sm_charged_reward", "chiral_reward"}: each
+    [B] float32, zero for unsuccessful rows; new table). Rows of one model in the same batch
+    all see the count from before the batch.
     """
+    if records is None:
+        records = jax.vmap(parse_record, in_axes=0)(tokens)
     features = functools.partial(model_features, fermions_only=config.novelty_key == "fermions")
-    hashes, charged, chiral, fermions = jax.vmap(features, in_axes=(0, 0))(tokens, prompts)
+    hashes, charged, chiral, fermions = jax.vmap(features, in_axes=(0, 0))(records, prompts)
     size = table.counts.shape[0]
     bucket = (hashes % jnp.uint32(size)).astype(jnp.int32)
     seen = table.counts[bucket].astype(jnp.float32)

@@ -215,12 +215,15 @@ def grammatical(tokens: jax.Array) -> jax.Array:
     return automaton.is_finished(tables, final)
 
 
-def _score(tokens: jax.Array, config: RewardConfig, axis: str | None = None
-           ) -> dict[str, jax.Array]:
+def _score(tokens: jax.Array, config: RewardConfig, axis: str | None = None,
+           records: TheoryRecord | None = None) -> dict[str, jax.Array]:
     """The reward of every row; a row the grammar rejects (a sampler fault, hand-made tokens)
     is never a success and totals `ungrammatical_total`. Inside a shard_map over the batch,
-    `axis` names its axis (the floor below is taken over the whole batch)."""
-    records = jax.vmap(parse_record, in_axes=0)(tokens)
+    `axis` names its axis (the floor below is taken over the whole batch). `records`: the
+    rows already parsed (`parse_record`, vmapped), so that a caller that also reads them
+    (the rollout's discovery bonuses) parses each theory once."""
+    if records is None:
+        records = jax.vmap(parse_record, in_axes=0)(tokens)
     out = dict(jax.vmap(all_rewards, in_axes=(0, None))(records, config))
     ok = grammatical(tokens)
     floor = jnp.float32(ungrammatical_total(config, tokens.shape[1]))
@@ -237,9 +240,12 @@ def _score(tokens: jax.Array, config: RewardConfig, axis: str | None = None
 _score_jit = jax.jit(_score, static_argnames=("config",))
 
 
-def score_batch(tokens, config: RewardConfig | None = None) -> dict[str, jax.Array]:
-    """Jitted vmap of parse_record + all_rewards: tokens [B, L] int32 -> dict of [B] arrays."""
-    return _score_jit(jnp.asarray(tokens, jnp.int32), config if config is not None else RewardConfig())
+def score_batch(tokens, config: RewardConfig | None = None,
+                records: TheoryRecord | None = None) -> dict[str, jax.Array]:
+    """Jitted vmap of parse_record + all_rewards: tokens [B, L] int32 -> dict of [B] arrays
+    (`records`: the rows already parsed, see `_score`)."""
+    return _score_jit(jnp.asarray(tokens, jnp.int32),
+                      config if config is not None else RewardConfig(), records=records)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "mesh", "axis"))

@@ -52,6 +52,7 @@ from .config import Config, save_config
 from .discoveries import model_id
 from .grammar import automaton
 from .metrics import require_sinks
+from .physics.record import parse_record
 from .policy import PolicySpec
 from .recorder import Recorder, TrainingDiverged, token_strings  # noqa: F401 - re-exported
 from .reward import component_names, score_batch, score_batch_sharded
@@ -83,8 +84,10 @@ def rollout_step(state: TrainState, tables: automaton.GrammarTables, prompt_toke
     else:
         rollout = S.sample_tokens_sharded(state.params, tables, prompt_tokens, prompt_len,
                                           sample_key, policy, mesh=mesh, config=config.model)
+    records = None   # parsed once for the reward and the bonuses (on one device)
     if mesh is None:
-        scores = score_batch(rollout.tokens, config.reward)
+        records = jax.vmap(parse_record, in_axes=0)(rollout.tokens)
+        scores = score_batch(rollout.tokens, config.reward, records)
     else:
         scores = score_batch_sharded(rollout.tokens, config.reward, mesh=mesh)
     if tc.use_curriculum:
@@ -95,7 +98,7 @@ def rollout_step(state: TrainState, tables: automaton.GrammarTables, prompt_toke
     else:
         rewards, curriculum = scores["total_reward"], state.curriculum
     bonus, novelty = D.discovery_rewards(rollout.tokens, prompt_tokens, scores["success"],
-                                         state.novelty, config.discovery)
+                                         state.novelty, config.discovery, records)
     rewards = rewards + D.total_bonus(bonus)
     advantage_fn = advantage_fn or gc.advantage_fn
     if advantage_fn is None:
