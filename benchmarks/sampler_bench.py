@@ -142,7 +142,8 @@ def run_benchmark(preset: str = "cpu_default", batch: int = 64, repeats: int = 3
                   memory_batches: tuple[int, ...] = (64, 1024),
                   block_size: int | None = None, config: M.ModelConfig | None = None,
                   seed: int = 0, devices: int = 1, ceiling: bool = False,
-                  min_slots: int | None = SamplerOptions.min_slots, matmul_dtype: str | None = None) -> dict[str, Any]:
+                  min_slots: int | None = SamplerOptions.min_slots,
+                  matmul_dtype: str | None = None) -> dict[str, Any]:
     """Benchmark the sampler for a preset; returns a JSON-able dict (see the module docstring).
 
     devices > 1: the batch is split over that many devices with

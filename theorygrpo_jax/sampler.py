@@ -33,14 +33,15 @@ Compaction. Rows finish at very different lengths, and a finished row in the
 batch costs a full decode step. So within a block the loop runs on B slots
 only while more than B/2 rows are unfinished; then the unfinished rows are
 gathered into B/2 slots (cache, grammar state, logits, ...) and the loop goes
-on there, then B/4, B/8, B/16 (not below `min_slots`, default 8: a step on 4
-slots is no cheaper than one on 8, and each slot size is one more compiled loop
-body per block); results are scattered back. Each row keeps its own RNG
+on there, then B/4, B/8, B/16 (not below `min_slots`, default 8: each slot size
+is one more compiled loop body per block, and 4 slots sample at most a few per
+cent faster, where a few rows run long after the rest; docs/performance.md);
+results are scattered back. Each row keeps its own RNG
 stream (fold_in of its row index), so compaction never changes the samples.
 Each (block, slot size) pair is one compiled loop body.
 
-The tail. Past position 128 (`SamplerOptions.tail_from`) few rows are left (the original size's theories
-average 28 tokens of 512), so instead of four more blocks of five slot sizes each, the
+The tail. Past position 128 (`SamplerOptions.tail_from`) few rows are left (the original
+size's theories average 28 tokens of 512), so instead of four more blocks of five slot sizes each, the
 rest runs in one window of max_len on `tail_slots` slots: the unfinished rows a chunk at
 a time, each chunk to its end (`run_tail`). That is one loop body, not twenty.
 
@@ -71,7 +72,7 @@ from .policy import PolicySpec, apply_grammar, drawable_logp, policy_logits
 @dataclasses.dataclass(frozen=True)
 class SamplerOptions:
     """Static knobs of the sampler (each distinct value is one more compile)."""
-    block_size: int | None = None   # positions per cache window; None: 32 up to 128, then doubling
+    block_size: int | None = None   # positions per cache window; None: `block_ends`' default
     min_slots: int | None = 8       # compact unfinished rows down to this many slots; None: never
     use_masks: bool = True          # False switches the grammar off (benchmarks measure its cost;
     #                                 the output is then not guaranteed to be a theory)
@@ -238,10 +239,15 @@ def _take_rows(state: SamplingState, idx: jax.Array) -> SamplingState:
                             for f in _PER_SLOT})
 
 
-def _put_rows(state: SamplingState, idx: jax.Array, part: SamplingState) -> SamplingState:
-    """`state` with slots `idx` replaced by the (smaller) state `part`."""
-    return part.replace(**{f: jax.tree_util.tree_map(lambda a, p: a.at[idx].set(p),
-                                                     getattr(state, f), getattr(part, f))
+def _put_rows(state: SamplingState, idx: jax.Array, part: SamplingState,
+              keep: jax.Array | None = None) -> SamplingState:
+    """`state` with slots `idx` replaced by the (smaller) state `part`; with keep [slots] bool,
+    only the slots where it is True (the others' rows stay as they were in `state`)."""
+    def put(a, p):
+        if keep is not None:
+            p = jnp.where(keep.reshape((-1,) + (1,) * (p.ndim - 1)), p, a[idx])
+        return a.at[idx].set(p)
+    return part.replace(**{f: jax.tree_util.tree_map(put, getattr(state, f), getattr(part, f))
                            for f in _PER_SLOT})
 
 
@@ -380,10 +386,8 @@ def _tail_chunk(decoder: Decoder, slots: int, start: jax.Array,
     run = todo[idx]                                  # [slots] bool: a row to do, not a filler
     part = _take_rows(s, idx).replace(done=s.done[idx] | ~run, pos=start)
     part = _loop_while_more_than(decoder, part, decoder.stop_pos, 0)
-    merged = part.replace(**{f: jax.tree_util.tree_map(
-        lambda a, p: a.at[idx].set(jnp.where(run.reshape((-1,) + (1,) * (p.ndim - 1)), p, a[idx])),
-        getattr(s, f), getattr(part, f)) for f in _PER_SLOT})
-    return merged, todo.at[idx].set(False), jnp.maximum(reached, part.pos)
+    return (_put_rows(s, idx, part, keep=run), todo.at[idx].set(False),
+            jnp.maximum(reached, part.pos))
 
 
 def run_tail(decoder: Decoder, s: SamplingState, slots: int) -> SamplingState:
