@@ -179,6 +179,11 @@ def test_the_tail_in_chunks_does_not_change_samples(setup, rollout):
     np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
 
 
+def test_a_tail_of_no_slots_is_a_one_line_error():
+    with pytest.raises(ValueError, match="^SamplerOptions.tail_slots must be >= 1 or None, got 0$"):
+        S.SamplerOptions(tail_slots=0)
+
+
 def test_no_tail_when_every_block_ends_before_it():
     options = S.SamplerOptions()
     windows = S._windows(128, 56, S.block_ends(128))

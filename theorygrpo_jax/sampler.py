@@ -82,6 +82,11 @@ class SamplerOptions:
     tail_slots: int | None = 16     # the tail runs in one window of max_len on this many slots at
     #                                 a time (rows that long are few); None: in blocks, as before it
 
+    def __post_init__(self):
+        # a tail of 0 slots would never finish its rows (the sampler would loop for ever)
+        if self.tail_slots is not None and self.tail_slots < 1:
+            raise ValueError(f"SamplerOptions.tail_slots must be >= 1 or None, got {self.tail_slots}")
+
 
 @struct.dataclass
 class SamplingState:
