@@ -108,8 +108,9 @@ def test_pack_rows_layout_on_random_batches():
 
 
 def test_packed_rows_bucket():
-    # the sizes by hand: powers of two and 1.5x them, the first one >= rows
-    sizes = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]
+    # the sizes by hand: 1..8, then four an octave, the first one >= rows
+    sizes = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64,
+             80, 96, 112, 128]
     for rows in range(1, 129):
         assert grpo.packed_rows_bucket(rows) == min(s for s in sizes if s >= rows)
 
