@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -31,6 +32,12 @@ from .metrics import (MetricsWriter, format_stats_block, group_stats, open_wandb
                       samples_markdown)
 from .reward import component_names
 from .train_state import TrainState
+
+# Plots are redrawn at checkpoint steps at most once a minute (and at the run's last step), and
+# training_stats.json between checkpoints as rarely: each redraw reads the whole metrics.jsonl
+# and takes seconds, which at every checkpoint of a run of fast steps (a harvest) came to a
+# third of its time.
+PLOT_INTERVAL_S = 60.0
 
 if TYPE_CHECKING:
     from .train import StepOutputs
@@ -66,7 +73,8 @@ class Recorder:
     """Host bookkeeping of a run directory: metrics (jsonl, TensorBoard, W&B), the history and
     training_stats.json, the catalogue of discoveries, statistics blocks, checkpoints (every
     save_interval steps, the last step, a stop request, and best_model when the mean reward
-    improved at a logged step) and plots.
+    improved at a logged step) and plots (at checkpoint steps at most once a minute, and at
+    the last step).
 
     Per step it writes, in this order: the catalogue, metrics.jsonl, training_stats.json, the
     checkpoint, best_model (a resume cuts the others back to the checkpoint: see rundir). A
@@ -108,6 +116,8 @@ class Recorder:
         self.saved_best = saved_best       # the mean reward of the model in best_model
         self.best_step = best_step         # its step
         self.last_metrics: dict[str, float] = {}
+        self.plotted_at = -math.inf      # time.monotonic() of the last redraw of the plots
+        self.stats_at = -math.inf        # ... and of the last write of training_stats.json
 
     def record(self, state: TrainState, outputs: StepOutputs, seconds: float,
                last: bool, checkpoint: bool = False) -> dict[str, float]:
@@ -149,13 +159,17 @@ class Recorder:
         if improved:
             self.saved_best, self.best_step = float(state.best_reward), done
         saving = done % tc.save_interval == 0 or last or improved or checkpoint
-        if saving or logged:   # the whole history: not rewritten every step
+        # the whole history: at checkpoints, else at logged steps at most once a minute (at
+        # thousands of steps the rewrite takes a good part of a second)
+        if saving or (logged and time.monotonic() - self.stats_at >= PLOT_INTERVAL_S):
             self.write_stats(state)
             fault_point("after_stats", done)
         if saving:   # on every process: orbax saves are collective
             self.checkpointer.save(done, state, self._metadata(done), best=improved)
-        if self.primary and (done % tc.save_interval == 0 or last):
+        if self.primary and (last or (done % tc.save_interval == 0 and
+                                      time.monotonic() - self.plotted_at >= PLOT_INTERVAL_S)):
             from .plotting import plot_metrics
+            self.plotted_at = time.monotonic()
             plot_metrics(self.out / "metrics.jsonl", self.out / "plots",
                          curriculum=tc.use_curriculum)
         fault_point("record_end", done)
@@ -206,6 +220,7 @@ class Recorder:
         nothing on a process other than 0."""
         if not self.primary:
             return
+        self.stats_at = time.monotonic()
         data = {"step": int(state.step), "best_reward": float(state.best_reward),
                 "unique_successes": len(self.catalogue), "config": self.config.to_dict(),
                 "history": self.history}
