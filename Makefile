@@ -8,7 +8,7 @@ CONFIG ?= configs/default.yaml
 # random initialisation it collapses onto the bare Standard Model. Pretrained once, then reused.
 PRETRAINED := runs/pretrained
 
-.PHONY: train test bench venv clean
+.PHONY: train test bench venv clean dark
 
 venv: $(STAMP)
 
@@ -30,6 +30,18 @@ else
 train: $(STAMP)
 	$(PY) scripts/train.py --config $(CONFIG)
 endif
+
+# The dark_u1 task (configs/dark_u1.yaml): its own pretrained policy (~10 minutes, once), then a
+# 15-minute harvest of anomaly-free chiral U(1)' charge sets.
+PRETRAINED_DARK := runs/pretrained_dark_u1
+
+$(PRETRAINED_DARK)/.done: $(STAMP)
+	rm -rf $(PRETRAINED_DARK)
+	$(PY) scripts/pretrain.py --config pretrain_dark_u1 --output_dir $(PRETRAINED_DARK)
+	@touch $@
+
+dark: $(STAMP) $(PRETRAINED_DARK)/.done
+	$(PY) scripts/train.py --config configs/dark_u1.yaml --checkpoint $(PRETRAINED_DARK) --max_minutes 15
 
 test: $(STAMP)
 	$(PY) -m pytest

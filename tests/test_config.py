@@ -207,3 +207,12 @@ def test_param_sharding_is_replicated_or_fsdp(tmp_path):
         load_config(_write(tmp_path, "train:\n  param_sharding: zero3\n"))
     assert str(err.value) == (f"{tmp_path / 'bad.yaml'}: train: param_sharding must be "
                               f"'replicated' or 'fsdp', got 'zero3'")
+
+
+def test_an_empty_pretraining_corpus_is_refused():
+    from theorygrpo_jax.config import PretrainConfig
+    assert PretrainConfig(synthetic_theories=0, dark_u1_theories=5).dark_u1_theories == 5
+    with pytest.raises(ValueError, match="corpus is empty"):
+        PretrainConfig(synthetic_theories=0)
+    with pytest.raises(ValueError, match="dark_u1_theories must be >= 0"):
+        PretrainConfig(dark_u1_theories=-1)

@@ -285,3 +285,33 @@ def test_build_corpus_and_stats():
     stats = C.corpus_stats(corpus[:60])
     assert stats["count"] == 60 and 14 <= stats["mean_length"] <= 128
     assert 0.8 <= stats["fraction_successful"] <= stats["fraction_anomaly_free"] <= 1.0
+
+
+def test_dark_u1_practice_sets_cancel_the_linear_anomaly_only():
+    import random
+    rng = random.Random(7)
+    for _ in range(2000):
+        n = rng.choice(C.DARK_U1_SIZES)
+        zs = C.dark_u1_charges(rng, n)
+        assert len(zs) == n and all(1 <= abs(z) <= 18 for z in zs)
+        assert sum(zs) == 0                                   # mixed U(1)'-gravity cancels
+        assert sum(z * z * z for z in zs) != 0                # the cubic never does
+        assert not any(-z in zs for z in zs)                  # chiral: no z beside -z
+    theories = C.dark_u1_practice(40, seed=3, max_len=128)
+    assert theories == C.dark_u1_practice(40, seed=3, max_len=128)
+    prompt = C.build_corpus(0, 0, 128, 0.0, 0.0, 1)[0][:56]
+    assert prompt[:8] == ["BOS", "GAUGE", "U1", "U1", "SU2", "SU3", "END_GAUGE", "FIELDS"]
+    for t in theories:
+        assert t[:56] == prompt and t[-4:] == ["END_FIELDS", "TERMS", "END_TERMS", "EOS"]
+        assert recognizer.recognise(t, 128).accepted
+        added = t[56:-4]
+        assert len(added) % 8 == 0 and 5 <= len(added) // 8 <= 7
+        for i in range(0, len(added), 8):
+            assert added[i:i + 4] == ["FERMION", "L", "gen_1", "q_0"]
+            assert added[i + 5:i + 8] == ["1", "1", "END"]
+    # the reference scorer agrees: anomalous (the cubic condition), so no practice set is a find
+    assert not any(r["success"] for r in C.score_theories(theories[:20]))
+    corpus = C.build_corpus(10, 0, 128, 0.0, 0.0, 15)
+    assert len(corpus) == 25 and sum(t[:56] == prompt for t in corpus) >= 15
+    with pytest.raises(ValueError, match="max_len 90"):   # 56 + 5 * 8 + 4 = 100 tokens at least
+        C.dark_u1_practice(1, 0, 90)

@@ -62,6 +62,25 @@ def test_resume_continues_the_same_trajectory(config, straight_run, tmp_path):
     assert len(stats["history"]["mean_reward"]) == 4 and stats["step"] == 4
 
 
+def test_steps_past_update_steps_sample_without_updating(tmp_path):
+    overrides = {"train.save_interval": 2, "train.use_curriculum": True,
+                 "train.use_priority_buffer": True}
+    learnt, _ = T.train(load_config(SMOKE, {**overrides, "train.num_episodes": 2}),
+                        tmp_path / "two", log=lambda _: None)
+    harvest = load_config(SMOKE, {**overrides, "train.num_episodes": 4, "train.update_steps": 2})
+    out = tmp_path / "harvest"
+    state, _ = T.train(harvest, out, log=lambda _: None)
+    assert int(state.step) == 4
+    # steps 3 and 4 left the policy and its optimiser as step 2 left them
+    for a, b in zip(jax.tree.leaves((learnt.params, learnt.opt_state)),
+                    jax.tree.leaves((state.params, state.opt_state))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert ["total_loss" in r for r in records] == [True, True, False, False]
+    assert all("mean_reward" in r for r in records)
+
+
 def test_eval_only_json_from_checkpoint(straight_run):
     out, _ = straight_run
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "train.py"), "--config", str(SMOKE),

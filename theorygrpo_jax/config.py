@@ -371,6 +371,9 @@ class TrainConfig:
     wandb_project: str = "theorygrpo"     # the W&B project when report_to includes "wandb"
     max_minutes: float | None = None      # stop cleanly after this much wall time (final checkpoint,
     #                                       catalogue, evaluation), whatever num_episodes says
+    update_steps: int | None = None       # GRPO updates the policy in the first update_steps steps only;
+    #                                       later steps sample, score and catalogue without updating it
+    #                                       (a harvest: a step costs its rollout alone). None: every step
     param_sharding: str = "replicated"    # "replicated" (every device holds the whole state) or "fsdp"
     #                                       (ZeRO-3: parameters, reference and Adam's moments split over
     #                                       the devices, all-gathered where a forward needs them; several
@@ -384,6 +387,8 @@ class TrainConfig:
         _check(0 <= self.seed <= MAX_SEED, f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         _check(self.max_minutes is None or (math.isfinite(self.max_minutes) and self.max_minutes > 0),
                f"max_minutes must be > 0, got {self.max_minutes}")
+        _check(self.update_steps is None or self.update_steps >= 0,
+               f"update_steps must be >= 0 (or null: every step), got {self.update_steps}")
         unknown = [r for r in self.report_to if r not in REPORT_SINKS]
         _check(not unknown, f"report_to: unknown sink(s) {unknown} (known: {list(REPORT_SINKS)})")
         _check(self.param_sharding in ("replicated", "fsdp"),
@@ -467,6 +472,7 @@ class ReplayConfig:
 class PretrainConfig:
     """Supervised pretraining (masked cross-entropy) on the textbook + synthetic corpus."""
     synthetic_theories: int = 4000        # synthetic corpus size (theorygrpo_jax.corpus)
+    dark_u1_theories: int = 0             # dark_u1 practice theories: sum z = 0, never sum z^3 = 0 (corpus.dark_u1_practice)
     textbook_weight: float = 0.1          # fraction of the corpus made of textbook models (repeated)
     imperfect_fraction: float = 0.1       # synthetic theories given one deliberate flaw
     steps: int = 600                      # optimiser steps
@@ -478,8 +484,12 @@ class PretrainConfig:
     save_interval: int = 200              # steps between checkpoints
 
     def __post_init__(self):
-        for name in ("synthetic_theories", "steps", "batch_size", "log_interval", "save_interval"):
+        for name in ("steps", "batch_size", "log_interval", "save_interval"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("synthetic_theories", "dark_u1_theories"):
+            _check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        _check(self.synthetic_theories + self.dark_u1_theories >= 1,
+               "the corpus is empty: synthetic_theories or dark_u1_theories must be >= 1")
         _check(0 <= self.seed <= MAX_SEED, f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         _check(0 <= self.textbook_weight < 1, f"textbook_weight must be in [0, 1), got {self.textbook_weight}")
         _check(0 <= self.imperfect_fraction <= 1, f"imperfect_fraction must be in [0, 1], got {self.imperfect_fraction}")

@@ -66,9 +66,17 @@ fermion (anomalous), a charged vector-like pair lighter than 100 GeV or with
 no mass term (light exotic), a YUKAWA/DIRAC that is not gauge invariant, or a
 VEV on a scalar with no neutral colour-singlet component (EM/colour breaking).
 
+`dark_u1_practice(n, seed, max_len)` writes `n` theories of the ``dark_u1`` task
+(its prompt, then 5-7 SM-singlet Weyl fermions charged under U(1)'): each set of
+charges is chiral and cancels the mixed U(1)'-gravity anomaly (sum z = 0) but
+never the cubic one (sum z^3 != 0). They teach the linear condition, which the
+policy cannot find by sampling (the walker and RL from the plain corpus wrote
+sum z = 0 in ~1.5 % of theories), and hold no anomaly-free set: every one a run
+finds is its own.
+
 `build_corpus` mixes the synthetic theories with the textbook ones (those that
-fit `max_len`), repeated to make up about `textbook_weight` of the corpus, and
-shuffles deterministically. `corpus_stats` reports size, lengths and the
+fit `max_len`), repeated to make up about `textbook_weight` of the corpus, adds
+`dark_u1_theories` practice theories, and shuffles deterministically. `corpus_stats` reports size, lengths and the
 fractions anomaly free / successful according to `physics.reference`.
 """
 
@@ -779,17 +787,55 @@ def textbook_theories(directory: str | Path | None = None) -> dict[str, list[str
             for name, source in resources.textbook_theories()}
 
 
+DARK_U1_SIZES = (5, 6, 7)   # fermions per practice set: the sizes issue 13's coverage counts
+DARK_U1_ZMAX = 18           # |z| <= 18: the q_-18..q_18 charge tokens
+
+
+def dark_u1_charges(rng: random.Random, n: int, zmax: int = DARK_U1_ZMAX) -> list[int]:
+    """n nonzero charges |z| <= zmax, chiral (no z beside -z), sum z = 0, sum z^3 != 0: the
+    first n - 1 uniform, the last -sum of them, redrawn until all three conditions hold."""
+    values = [z for z in range(-zmax, zmax + 1) if z]
+    while True:
+        zs = [rng.choice(values) for _ in range(n - 1)]
+        zs.append(-sum(zs))
+        if (0 < abs(zs[-1]) <= zmax and not any(-z in zs for z in zs)
+                and sum(z ** 3 for z in zs) != 0):
+            return zs
+
+
+def dark_u1_practice(n: int, seed: int, max_len: int) -> list[list[str]]:
+    """`n` dark_u1-task theories with practice charge sets (module docstring), each the task's
+    prompt, the set as left-handed gen_1 singlets and empty TERMS; deterministic in seed."""
+    from theorygrpo_jax.tasks import task_prompts   # tasks reads no corpus: no cycle
+
+    prompt = task_prompts("dark_u1")[0]
+    rng = random.Random(seed + 0xDA4C)
+    out = []
+    for _ in range(n):
+        theory = list(prompt)
+        for z in dark_u1_charges(rng, rng.choice(DARK_U1_SIZES)):
+            theory += ["FERMION", "L", "gen_1", "q_0", f"q_{z}", "1", "1", "END"]
+        theory += ["END_FIELDS", "TERMS", "END_TERMS", "EOS"]
+        if len(theory) > max_len:
+            raise ValueError(f"a dark_u1 practice theory needs {len(theory)} tokens, more than "
+                             f"max_len {max_len}")
+        out.append(theory)
+    return out
+
+
 def build_corpus(n_synthetic: int, seed: int, max_len: int, textbook_weight: float = 0.1,
-                 imperfect_fraction: float = 0.1) -> list[list[str]]:
-    """Synthetic theories plus the textbook ones that fit `max_len`, shuffled deterministically.
+                 imperfect_fraction: float = 0.1, dark_u1_theories: int = 0) -> list[list[str]]:
+    """Synthetic theories plus the textbook ones that fit `max_len` (and `dark_u1_theories`
+    practice theories, `dark_u1_practice`), shuffled deterministically.
 
     The textbook theories are repeated (cyclically, in file-name order) so that
-    they make up about `textbook_weight` of the corpus (each at least once when
-    the weight is positive); `textbook_weight = 0` gives the synthetic corpus only.
+    they make up about `textbook_weight` of the synthetic and textbook theories (each at
+    least once when the weight is positive); `textbook_weight = 0` leaves them out.
     """
     if not 0.0 <= textbook_weight < 1.0:
         raise ValueError(f"textbook_weight must be in [0, 1), got {textbook_weight}")
     corpus = synthetic_theories(n_synthetic, seed, max_len, imperfect_fraction)
+    corpus += dark_u1_practice(dark_u1_theories, seed, max_len)
     books = [t for _, t in sorted(textbook_theories().items())
              if recognizer.recognise(t, max_len).accepted]
     if books and textbook_weight > 0:

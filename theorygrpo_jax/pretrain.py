@@ -116,7 +116,7 @@ def _pretrain(config: Config, out: Path, log: Callable[[str], None],
     save_config(config, out / "config.yaml")
     t0 = time.perf_counter()
     theories = build_corpus(pc.synthetic_theories, pc.seed, mc.max_len, pc.textbook_weight,
-                            pc.imperfect_fraction)
+                            pc.imperfect_fraction, pc.dark_u1_theories)
     data = corpus_array(theories, mc.max_len)
     rng = np.random.default_rng(pc.seed)
     held_out = data[rng.permutation(len(data))[: min(256, len(data) // 10)]]

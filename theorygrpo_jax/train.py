@@ -210,16 +210,23 @@ class StepOutputs:
 
 def train_step(state: TrainState, inputs: StepInputs, fns: StepFunctions,
                config: Config) -> tuple[TrainState, StepOutputs]:
-    """One GRPO step: the step's prompts, the rollout, the length split, the update."""
+    """One GRPO step: the step's prompts, the rollout, the length split, the update. From step
+    train.update_steps on, a harvest step: the rollout alone (the policy is not updated; the
+    step count still advances, so each step samples with its own key)."""
     gc = config.grpo
+    step = int(state.step)
     prompt_tokens, prompt_len = tasks.step_prompts(inputs.prompt_tokens, inputs.prompt_len,
-                                                   int(state.step), gc.prompts_per_step,
-                                                   gc.group_size)
+                                                   step, gc.prompts_per_step, gc.group_size)
     if inputs.batch_sharding is not None:   # every process builds the same prompts
         prompt_tokens, prompt_len = distributed.put((prompt_tokens, prompt_len),
                                                     inputs.batch_sharding)
     state, batch, metrics, rollout, scores = fns.rollout(state, inputs.tables, prompt_tokens,
                                                          prompt_len)
+    update_steps = config.train.update_steps
+    if update_steps is not None and step >= update_steps:
+        tokens, scores = distributed.gather((rollout.tokens, scores))
+        return state.replace(step=state.step + 1), StepOutputs(metrics=metrics, tokens=tokens,
+                                                               scores=scores)
     # split_by_length reads the rows' lengths on the host, which with several processes needs
     # every row here; its chunks then go back onto the batch's devices, so the update stays
     # data-parallel (rows cut out of a sharded batch come back replicated: every device would
