@@ -93,6 +93,7 @@ from theorygrpo_jax.grammar import recognizer
 from theorygrpo_jax.grammar import vocab as V
 from theorygrpo_jax.grammar.text import load_theory, parse_theory_text
 from theorygrpo_jax.physics.groups import contains_singlet
+from theorygrpo_jax.tasks import task_prompts
 
 BASE_WEIGHTS = {"sm": 0.30, "sm_u1prime": 0.14, "2hdm": 0.10, "su5": 0.10, "random": 0.36}
 DEFECT_RESERVE = 20  # tokens kept free for the flaw of an imperfect theory
@@ -806,8 +807,6 @@ def dark_u1_charges(rng: random.Random, n: int, zmax: int = DARK_U1_ZMAX) -> lis
 def dark_u1_practice(n: int, seed: int, max_len: int) -> list[list[str]]:
     """`n` dark_u1-task theories with practice charge sets (module docstring), each the task's
     prompt, the set as left-handed gen_1 singlets and empty TERMS; deterministic in seed."""
-    from theorygrpo_jax.tasks import task_prompts   # tasks reads no corpus: no cycle
-
     prompt = task_prompts("dark_u1")[0]
     rng = random.Random(seed + 0xDA4C)
     out = []
