@@ -76,8 +76,9 @@ finds is its own.
 
 `build_corpus` mixes the synthetic theories with the textbook ones (those that
 fit `max_len`), repeated to make up about `textbook_weight` of the corpus, adds
-`dark_u1_theories` practice theories, and shuffles deterministically. `corpus_stats` reports size, lengths and the
-fractions anomaly free / successful according to `physics.reference`.
+`dark_u1_theories` practice theories, and shuffles deterministically. `corpus_stats`
+reports size, lengths and the fractions anomaly free / successful according to
+`physics.reference`.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ from theorygrpo_jax.grammar import recognizer
 from theorygrpo_jax.grammar import vocab as V
 from theorygrpo_jax.grammar.text import load_theory, parse_theory_text
 from theorygrpo_jax.physics.groups import contains_singlet
+from theorygrpo_jax.physics.u1_charges import is_chiral
 from theorygrpo_jax.tasks import task_prompts
 
 BASE_WEIGHTS = {"sm": 0.30, "sm_u1prime": 0.14, "2hdm": 0.10, "su5": 0.10, "random": 0.36}
@@ -789,7 +791,7 @@ def textbook_theories(directory: str | Path | None = None) -> dict[str, list[str
 
 
 DARK_U1_SIZES = (5, 6, 7)   # fermions per practice set: the sizes issue 13's coverage counts
-DARK_U1_ZMAX = 18           # |z| <= 18: the q_-18..q_18 charge tokens
+DARK_U1_ZMAX = max(V.CHARGE_VALUES)   # |z| <= 18: the q_-18..q_18 charge tokens
 
 
 def dark_u1_charges(rng: random.Random, n: int, zmax: int = DARK_U1_ZMAX) -> list[int]:
@@ -799,8 +801,7 @@ def dark_u1_charges(rng: random.Random, n: int, zmax: int = DARK_U1_ZMAX) -> lis
     while True:
         zs = [rng.choice(values) for _ in range(n - 1)]
         zs.append(-sum(zs))
-        if (0 < abs(zs[-1]) <= zmax and not any(-z in zs for z in zs)
-                and sum(z ** 3 for z in zs) != 0):
+        if abs(zs[-1]) <= zmax and is_chiral(zs) and sum(z ** 3 for z in zs) != 0:
             return zs
 
 
