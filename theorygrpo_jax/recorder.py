@@ -37,7 +37,7 @@ from .train_state import TrainState
 # training_stats.json between checkpoints as rarely: each redraw reads the whole metrics.jsonl
 # and takes seconds, which at every checkpoint of a run of fast steps (a harvest) came to a
 # third of its time.
-PLOT_INTERVAL_S = 60.0
+REWRITE_INTERVAL_S = 60.0
 
 if TYPE_CHECKING:
     from .train import StepOutputs
@@ -161,13 +161,13 @@ class Recorder:
         saving = done % tc.save_interval == 0 or last or improved or checkpoint
         # the whole history: at checkpoints, else at logged steps at most once a minute (at
         # thousands of steps the rewrite takes a good part of a second)
-        if saving or (logged and time.monotonic() - self.stats_at >= PLOT_INTERVAL_S):
+        if saving or (logged and time.monotonic() - self.stats_at >= REWRITE_INTERVAL_S):
             self.write_stats(state)
             fault_point("after_stats", done)
         if saving:   # on every process: orbax saves are collective
             self.checkpointer.save(done, state, self._metadata(done), best=improved)
         if self.primary and (last or (done % tc.save_interval == 0 and
-                                      time.monotonic() - self.plotted_at >= PLOT_INTERVAL_S)):
+                                      time.monotonic() - self.plotted_at >= REWRITE_INTERVAL_S)):
             from .plotting import plot_metrics
             self.plotted_at = time.monotonic()
             plot_metrics(self.out / "metrics.jsonl", self.out / "plots",

@@ -223,22 +223,21 @@ def train_step(state: TrainState, inputs: StepInputs, fns: StepFunctions,
     state, batch, metrics, rollout, scores = fns.rollout(state, inputs.tables, prompt_tokens,
                                                          prompt_len)
     update_steps = config.train.update_steps
-    if update_steps is not None and step >= update_steps:
-        tokens, scores = distributed.gather((rollout.tokens, scores))
-        return state.replace(step=state.step + 1), StepOutputs(metrics=metrics, tokens=tokens,
-                                                               scores=scores)
-    # split_by_length reads the rows' lengths on the host, which with several processes needs
-    # every row here; its chunks then go back onto the batch's devices, so the update stays
-    # data-parallel (rows cut out of a sharded batch come back replicated: every device would
-    # compute the whole update).
-    chunks = grpo.split_by_length(distributed.gather(batch), gc.update_chunks,
-                                  config.model.max_len)
-    chunks = tuple(_shard_rows(c, inputs.batch_sharding) for c in chunks)
-    state, update_metrics = fns.update(state, chunks, inputs.tables)
+    if update_steps is None or step < update_steps:
+        # split_by_length reads the rows' lengths on the host, which with several processes
+        # needs every row here; its chunks then go back onto the batch's devices, so the update
+        # stays data-parallel (rows cut out of a sharded batch come back replicated: every
+        # device would compute the whole update).
+        chunks = grpo.split_by_length(distributed.gather(batch), gc.update_chunks,
+                                      config.model.max_len)
+        chunks = tuple(_shard_rows(c, inputs.batch_sharding) for c in chunks)
+        state, update_metrics = fns.update(state, chunks, inputs.tables)
+        metrics = {**metrics, **update_metrics}
+    else:   # a harvest step: the update would also have advanced the step count
+        state = state.replace(step=state.step + 1)
     # The host's records read every row: with several processes each needs a full copy.
     tokens, scores = distributed.gather((rollout.tokens, scores))
-    return state, StepOutputs(metrics={**metrics, **update_metrics}, tokens=tokens,
-                              scores=scores)
+    return state, StepOutputs(metrics=metrics, tokens=tokens, scores=scores)
 
 
 def _shard_rows(chunk: grpo.PolicyBatch, sharding: Any) -> grpo.PolicyBatch:
