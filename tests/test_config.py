@@ -216,3 +216,11 @@ def test_an_empty_pretraining_corpus_is_refused():
         PretrainConfig(synthetic_theories=0)
     with pytest.raises(ValueError, match="dark_u1_theories must be >= 0"):
         PretrainConfig(dark_u1_theories=-1)
+
+
+def test_update_steps_below_zero_is_a_one_line_error(tmp_path):
+    assert load_config(_write(tmp_path, "train:\n  update_steps: 0\n")).train.update_steps == 0
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, "train:\n  update_steps: -1\n"))
+    assert str(err.value) == (f"{tmp_path / 'bad.yaml'}: train: update_steps must be >= 0 "
+                              f"(or null: every step), got -1")
