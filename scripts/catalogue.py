@@ -4,6 +4,7 @@ needs `pip install -e .` (make venv).
 
     python scripts/catalogue.py RUN_DIR... [--chiral] [--sm-charged]
         [--sort first|count|reward|fields] [--markdown|--csv|--json] [--limit N]
+        [--dark-sets [--zmax Z]]
 """
 import sys
 

@@ -544,3 +544,59 @@ def test_cli_bad_input_is_one_line(tmp_path: Path, capsys) -> None:
         assert err.startswith(f"error: {path}") and message in err, err
     code, _, err = run_cli([str(a), str(a) + "/"], capsys)
     assert code == 2 and "given twice" in err and len(err.splitlines()) == 1
+
+
+def singlets(*charges: int) -> list[str]:
+    """A dark theory adding one left-handed SM-singlet fermion per U(1)' charge (q_n units)."""
+    return dark_theory("".join(f"  FERMION L gen_1 q_0 q_{z} 1 1 END\n" for z in charges))
+
+
+def test_cli_dark_sets_counts_each_charge_set_once(tmp_path: Path, capsys) -> None:
+    # (1, 5, -7, -8, 9): sum 0, cubes 1 + 125 - 343 - 512 + 729 = 0, canonical (-8, -7, 1, 5, 9)
+    # (see test_dark_charges_and_their_canonical_set). Written three ways, three models: as is,
+    # doubled (2, 10, -14, -16, 18) and sign-flipped (-1, -5, 7, 8, -9); one U(1)'.
+    # (2, 4, -7, -9, 10): sum 0, cubes 8 + 64 - 343 - 729 + 1000 = 0, chiral; sorted(z) =
+    # (-9, -7, 2, 4, 10) > sorted(-z) = (-10, -4, -2, 7, 9), so that is its canonical form.
+    # (1, 2, -3): sum 0, cubes 1 + 8 - 27 != 0: anomalous, no set.
+    a, b = tmp_path / "a", tmp_path / "b"
+    prompt = parse_prompt_text(DARK_PROMPT)
+    cat = DiscoveryCatalogue(a, prompt=prompt)
+    cat.add_batch([(singlets(1, 5, -7, -8, 9), {"total_reward": 1.0}),
+                   (singlets(1, 2, -3), {"total_reward": 0.5})], step=1)
+    cat.add_batch([(singlets(2, 10, -14, -16, 18), {"total_reward": 3.0}),
+                   (singlets(2, 4, -7, -9, 10), {"total_reward": 2.0})], step=2)
+    cat.add_batch([(singlets(-1, -5, 7, 8, -9), {"total_reward": 0.0})], step=3)
+    cat = DiscoveryCatalogue(b, prompt=prompt)
+    cat.add_batch([(singlets(1, 5, -7, -8, 9), {"total_reward": 1.0})] * 2, step=1)
+
+    code, out, _ = run_cli([str(a), str(b), "--dark-sets", "--json"], capsys)
+    assert code == 0
+    first, second = json.loads(out)
+    assert first["charges"] == [-8, -7, 1, 5, 9] and first["n"] == 5
+    assert first["models"] == [f"{a}#1", f"{a}#3", f"{a}#5"]   # b's copy merged into a#1
+    assert first["count"] == 1 + 2 + 1 + 1 and first["best"] == f"{a}#3"
+    assert (first["run"], first["id"], first["first_step"]) == (str(a), 1, 1)
+    assert second["charges"] == [-9, -7, 2, 4, 10] and second["models"] == [f"{a}#4"]
+
+    code, out, _ = run_cli([str(a), str(b), "--dark-sets", "--sort", "reward"], capsys)
+    lines = out.splitlines()
+    assert lines[0].split() == ["charge", "set", "n", "first", "step", "first", "found", "models",
+                                "count", "best", "reward"]
+    assert lines[1].split() == ["(-8,", "-7,", "1,", "5,", "9)", "5", "1", f"{a}#1", "3", "5", "3"]
+    assert lines[2].split()[:5] == ["(-9,", "-7,", "2,", "4,", "10)"]
+    assert lines[3] == "2 chiral anomaly-free charge set(s) (n = 5: 2) in 4 model(s)"
+
+    # Costa, Dobrescu and Fox (PRL 123, 151601, 2019): with five charges and |z| <= 10 the
+    # chiral anomaly-free sets are (1, 5, -7, -8, 9) and (2, 4, -7, -9, 10) alone, so with
+    # |z| <= 9 only the first; a run that found both covers 1 of 1 at 9 and 2 of 2 at 10.
+    for zmax, text in ((9, "n = 5: 1 of 1"), (10, "n = 5: 2 of 2")):
+        code, out, _ = run_cli([str(a), "--dark-sets", "--zmax", str(zmax)], capsys)
+        assert out.splitlines()[-1] == f"coverage of the sets with |z| <= {zmax}: {text}"
+
+    code, out, _ = run_cli([str(a), "--dark-sets", "--markdown", "--limit", "1"], capsys)
+    assert out.splitlines()[:3] == [
+        "| charge set | n | first step | first found | models | count | best reward |",
+        "|---|---|---|---|---|---|---|",
+        f"| (-8, -7, 1, 5, 9) | 5 | 1 | {a}#1 | 3 | 3 | 3 |"]
+    code, out, err = run_cli([str(a), "--zmax", "9"], capsys)
+    assert code == 2 and out == "" and err.startswith("error: --zmax 9") and len(err.splitlines()) == 1

@@ -2,6 +2,7 @@
 
     python scripts/catalogue.py RUN_DIR... [--chiral] [--sm-charged]
         [--sort first|count|reward|fields] [--markdown|--csv|--json] [--limit N]
+        [--dark-sets [--zmax Z]]
 
 Each RUN_DIR's `discoveries.jsonl` is read (`discoveries.load_catalogue`); the
 same physics model found by several runs is one row (`merge`). The default
@@ -10,6 +11,14 @@ fields); --markdown gives the same as a Markdown table, --csv one row per model
 with the class flags as columns, --json the merged entries. Bad input (not a
 run directory, no catalogue, an unreadable file) is one line
 `error: <path>: ...` and exit status 2.
+
+--dark-sets lists charge sets instead of models: one row per primitive, anomaly-free,
+chiral U(1)' charge set of added SM-singlet fermions (each entry's `dark_set`), with the
+models that carry it (`dark_set_groups`). A set, its multiples and its sign flip are one
+U(1)' (the gauge coupling absorbs the normalisation), but the model key keeps the charges
+as written, so one set can be several models; this view counts the physics once. With
+--zmax Z it also prints the coverage of every such set with |z| <= Z of each size found
+(`physics.u1_charges.coverage`).
 """
 
 from __future__ import annotations
@@ -25,9 +34,11 @@ from typing import Any
 
 from .cli import fail, user_errors
 from .discoveries import reward_of, added_label, class_label, key_of_json, load_catalogue
+from .physics.u1_charges import coverage
 
 SORTS = ("first", "count", "reward", "fields")
 COLUMNS = ("id", "run", "first step", "count", "reward", "class", "added fields")
+DARK_COLUMNS = ("charge set", "n", "first step", "first found", "models", "count", "best reward")
 CSV_COLUMNS = ("run", "id", "first_step", "count", "best_run", "best_step", "total_reward",
                "class", "added_fields", "added_fermions", "adds_sm_charged", "vector_like",
                "chiral", "sm_generations", "added", "dark_charges", "dark_set", "hash", "runs")
@@ -83,6 +94,54 @@ def _reward_text(entry: dict[str, Any]) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value)
 
 
+def dark_set_groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One group per primitive chiral anomaly-free U(1)' charge set (`dark_set`) among the
+    entries (as `merge` gives them), in the order of the entries: `charges` (the canonical
+    set), `n`, the first entry's `first_step`, `run` and `id`, `models` (run#id of every
+    entry carrying the set), `count` (their instances summed) and the `best` entry (highest
+    total_reward, ties the earlier). Entries without a set are left out."""
+    groups: dict[tuple[int, ...], dict[str, Any]] = {}
+    for e in entries:
+        if not e["dark_set"]:
+            continue
+        g = groups.setdefault(tuple(e["dark_set"]), {
+            "charges": list(e["dark_set"]), "n": len(e["dark_set"]),
+            "first_step": e["first_step"], "run": e["run"], "id": e["id"],
+            "models": [], "count": 0, "best": e})
+        g["models"].append(f"{e['run']}#{e['id']}")
+        g["count"] += e["count"]
+        if reward_of(e["scores"]) > reward_of(g["best"]["scores"]):
+            g["best"] = e
+    return list(groups.values())
+
+
+def sort_groups(groups: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
+    """Charge-set groups sorted like `sort_entries`: first, count (most instances first),
+    reward (best model first) or fields (fewest charges first); stable."""
+    key = {"first": lambda g: 0, "count": lambda g: -g["count"],
+           "reward": lambda g: -reward_of(g["best"]["scores"]), "fields": lambda g: g["n"]}[by]
+    return sorted(groups, key=key)
+
+
+def _group_row(group: dict[str, Any]) -> list[str]:
+    return ["(" + ", ".join(map(str, group["charges"])) + ")", str(group["n"]),
+            str(group["first_step"]), f"{group['run']}#{group['id']}", str(len(group["models"])),
+            str(group["count"]), _reward_text(group["best"])]
+
+
+def dark_summary(groups: list[dict[str, Any]], models: int, zmax: int | None) -> str:
+    """The footer of the charge-set view: sets by size, and with zmax their coverage."""
+    sizes = sorted({g["n"] for g in groups})
+    by_size = ", ".join(f"n = {n}: {sum(g['n'] == n for g in groups)}" for n in sizes)
+    text = (f"{len(groups)} chiral anomaly-free charge set(s)" + (f" ({by_size})" if sizes else "")
+            + f" in {models} model(s)")
+    if zmax is not None and sizes:
+        cover = coverage([g["charges"] for g in groups], sizes, zmax)
+        text += f"\ncoverage of the sets with |z| <= {zmax}: " + ", ".join(
+            f"n = {n}: {c['found']} of {c['total']}" for n, c in cover.items())
+    return text
+
+
 def _row(entry: dict[str, Any]) -> list[str]:
     return [f"{entry['id']:05d}", entry["run"], str(entry["first_step"]), str(entry["count"]),
             _reward_text(entry), class_label(entry), added_label(entry)]
@@ -129,7 +188,11 @@ def _parser() -> argparse.ArgumentParser:
     form.add_argument("--markdown", action="store_true", help="a Markdown table")
     form.add_argument("--csv", action="store_true", help="CSV, one row per model")
     form.add_argument("--json", action="store_true", help="the merged entries as one JSON list")
-    p.add_argument("--limit", type=int, metavar="N", help="show at most N models")
+    p.add_argument("--limit", type=int, metavar="N", help="show at most N models (sets)")
+    p.add_argument("--dark-sets", action="store_true",
+                   help="one row per chiral anomaly-free U(1)' charge set instead of per model")
+    p.add_argument("--zmax", type=int, metavar="Z",
+                   help="with --dark-sets: also the coverage of all such sets with |z| <= Z")
     return p
 
 
@@ -153,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             entries = [e for e in entries if e["class"]["chiral"]]
         if args.sm_charged:
             entries = [e for e in entries if e["class"]["adds_sm_charged"]]
+        if args.zmax is not None and (not args.dark_sets or args.zmax < 1):
+            fail(f"--zmax {args.zmax}: expected a positive number, with --dark-sets")
+        if args.dark_sets:
+            return _print_dark_sets(args, entries)
         entries = sort_entries(entries, args.sort)[:args.limit]
         if args.json:
             print(json.dumps(entries, indent=1))
@@ -166,4 +233,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["merge", "sort_entries", "format_table", "format_markdown", "write_csv", "main"]
+def _print_dark_sets(args: argparse.Namespace, entries: list[dict[str, Any]]) -> int:
+    groups = dark_set_groups(entries)
+    shown = sort_groups(groups, args.sort)[:args.limit]
+    if args.json:
+        print(json.dumps([{k: v for k, v in g.items() if k != "best"}
+                          | {"best": f"{g['best']['run']}#{g['best']['id']}"} for g in shown],
+                         indent=1))
+        return 0
+    rows = [_group_row(g) for g in shown]
+    if args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(DARK_COLUMNS + ("models_list",))
+        writer.writerows(r + [" ".join(g["models"])] for r, g in zip(rows, shown))
+        return 0
+    if args.markdown:
+        print("\n".join(["| " + " | ".join(DARK_COLUMNS) + " |", "|" + "---|" * len(DARK_COLUMNS)]
+                        + ["| " + " | ".join(r) + " |" for r in rows]))
+    else:
+        table = [list(DARK_COLUMNS)] + rows
+        widths = [max(len(r[k]) for r in table) for k in range(len(DARK_COLUMNS))]
+        print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table))
+    print(dark_summary(groups, sum(len(g["models"]) for g in groups), args.zmax))
+    return 0
+
+
+__all__ = ["merge", "sort_entries", "dark_set_groups", "sort_groups", "dark_summary",
+           "format_table", "format_markdown", "write_csv", "main"]
