@@ -4,7 +4,7 @@ needs `pip install -e .` (make venv).
 
     python scripts/catalogue.py RUN_DIR... [--chiral] [--sm-charged]
         [--sort first|count|reward|fields] [--markdown|--csv|--json] [--limit N]
-        [--dark-sets [--zmax Z]]
+        [--dark-sets [--zmax Z] | --fermions]
 """
 import sys
 

@@ -579,11 +579,11 @@ def test_cli_dark_sets_counts_each_charge_set_once(tmp_path: Path, capsys) -> No
     assert second["charges"] == [-9, -7, 2, 4, 10] and second["models"] == [f"{a}#4"]
 
     code, out, _ = run_cli([str(a), str(b), "--dark-sets", "--sort", "reward"], capsys)
-    lines = out.splitlines()
-    assert lines[0].split() == ["charge", "set", "n", "first", "step", "first", "found", "models",
-                                "count", "best", "reward"]
-    assert lines[1].split() == ["(-8,", "-7,", "1,", "5,", "9)", "5", "1", f"{a}#1", "3", "5", "3"]
-    assert lines[2].split()[:5] == ["(-9,", "-7,", "2,", "4,", "10)"]
+    lines = out.splitlines()   # the charge set last, as the added fields in the model table
+    assert lines[0].split() == ["n", "first", "step", "first", "found", "models", "count", "best",
+                                "reward", "charge", "set"]
+    assert lines[1].split() == ["5", "1", f"{a}#1", "3", "5", "3", "(-8,", "-7,", "1,", "5,", "9)"]
+    assert lines[2].split()[-5:] == ["(-9,", "-7,", "2,", "4,", "10)"]
     assert lines[3] == "2 chiral anomaly-free charge set(s) (n = 5: 2) in 4 model(s)"
 
     # Costa, Dobrescu and Fox (PRL 123, 151601, 2019): with five charges and |z| <= 10 the
@@ -600,3 +600,53 @@ def test_cli_dark_sets_counts_each_charge_set_once(tmp_path: Path, capsys) -> No
         f"| (-8, -7, 1, 5, 9) | 5 | 1 | {a}#1 | 3 | 3 | 3 |"]
     code, out, err = run_cli([str(a), "--zmax", "9"], capsys)
     assert code == 2 and out == "" and err.startswith("error: --zmax 9") and len(err.splitlines()) == 1
+
+
+def test_cli_fermions_groups_models_by_their_added_fermions(tmp_path: Path, capsys) -> None:
+    # Run a: three nu_R (NU_A), the same with a singlet scalar (another model, the same matter),
+    # a 4th generation, the same with a leptoquark scalar (3, 1)_{-1/3} (q_-2, SU3 F);
+    # run b: the vector-like lepton doublet and NU_B (NU_A's model, merged into a#1).
+    scalar = "  SCALAR CPLX NOVEV q_0 1 1 END\n"
+    leptoquark = "  SCALAR CPLX NOVEV q_-2 1 F END\n"
+    fourth_fields = """
+  FERMION L gen_1 q_1 F F END
+  FERMION R gen_1 q_4 1 F END
+  FERMION R gen_1 q_-2 1 F END
+  FERMION L gen_1 q_-3 F 1 END
+  FERMION R gen_1 q_-6 1 1 END
+"""
+    a, b = tmp_path / "a", tmp_path / "b"
+    cat = DiscoveryCatalogue(a, prompt=SM_PROMPT)
+    cat.add_batch([(NU_A, {"total_reward": 1.0}), (on_sm(NU_R + scalar), {"total_reward": 2.0})],
+                  step=1)
+    cat.add_batch([(FOURTH, {"total_reward": 3.0}),
+                   (on_sm(fourth_fields + leptoquark), {"total_reward": 4.0})], step=2)
+    cat = DiscoveryCatalogue(b, prompt=SM_PROMPT)
+    cat.add_batch([(VL_LEPTON, {"total_reward": 0.5}), (NU_B, {"total_reward": 0.0})], step=1)
+
+    code, out, _ = run_cli([str(a), str(b), "--fermions", "--json"], capsys)
+    assert code == 0
+    groups = json.loads(out)
+    assert [g["fermions"] for g in groups] == [
+        ["(1, 1)_{0} × 3"], ["(1, 2)_{-1/2}", "(1, 2)_{1/2}"],
+        ["(3bar, 1)_{-2/3}", "(1, 2)_{-1/2}", "(3, 2)_{1/6}", "(3bar, 1)_{1/3}", "(1, 1)_{1}"]]
+    nu, vl, fourth = groups
+    assert nu["models"] == [f"{a}#1", f"{a}#2"] and nu["count"] == 3 and nu["best"] == f"{a}#2"
+    assert nu["gauge"] == ["U1", "SU2", "SU3"] and nu["class"] == "vector-like"
+    assert vl["models"] == [f"{b}#1"] and vl["class"] == "vector-like"
+    assert fourth["models"] == [f"{a}#3", f"{a}#4"] and fourth["class"] == "chiral"
+    assert fourth["best"] == f"{a}#4" and (fourth["run"], fourth["first_step"]) == (str(a), 2)
+
+    code, out, _ = run_cli([str(a), str(b), "--fermions", "--chiral"], capsys)
+    lines = out.splitlines()
+    assert lines[0].split() == ["class", "first", "step", "first", "found", "models", "count",
+                                "best", "reward", "added", "fermions"]
+    assert lines[1].split()[:6] == ["chiral", "2", f"{a}#3", "2", "2", "4"]
+    assert lines[1].endswith("(3bar, 1)_{-2/3} + (1, 2)_{-1/2} + (3, 2)_{1/6} + (3bar, 1)_{1/3} "
+                             "+ (1, 1)_{1}")
+    assert lines[2] == "1 fermion content(s) (chiral: 1) in 2 model(s)"
+    code, out, _ = run_cli([str(a), str(b), "--fermions", "--sort", "count"], capsys)
+    assert out.splitlines()[1].split()[0] == "vector-like"      # the nu_R: 3 instances
+    assert out.splitlines()[-1] == "3 fermion content(s) (chiral: 1, vector-like: 2) in 5 model(s)"
+    code, out, err = run_cli([str(a), "--fermions", "--dark-sets"], capsys)
+    assert code == 2 and out == "" and "choose one" in err and len(err.splitlines()) == 1

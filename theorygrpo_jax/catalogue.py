@@ -2,7 +2,7 @@
 
     python scripts/catalogue.py RUN_DIR... [--chiral] [--sm-charged]
         [--sort first|count|reward|fields] [--markdown|--csv|--json] [--limit N]
-        [--dark-sets [--zmax Z]]
+        [--dark-sets [--zmax Z] | --fermions]
 
 Each RUN_DIR's `discoveries.jsonl` is read (`discoveries.load_catalogue`); the
 same physics model found by several runs is one row (`merge`). The default
@@ -14,21 +14,25 @@ run directory, no catalogue, an unreadable file) is one line
 
 --dark-sets lists charge sets instead of models: one row per primitive, anomaly-free,
 chiral U(1)' charge set of added SM-singlet fermions (each entry's `dark_set`), with the
-models that carry it (`dark_set_groups`). A set, its multiples and its sign flip are one
+models that carry it (`group_entries`). A set, its multiples and its sign flip are one
 U(1)' (the gauge coupling absorbs the normalisation), but the model key keeps the charges
 as written, so one set can be several models; this view counts the physics once. With
 --zmax Z it also prints the coverage of every such set with |z| <= Z of each size found
-(`physics.u1_charges.coverage`).
+(`physics.u1_charges.coverage`). --fermions lists fermion contents: one row per gauge
+group and set of added fermions, scalars ignored, with the models that carry it (a model
+with one more scalar is another model, but the same matter).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +42,7 @@ from .physics.u1_charges import coverage
 
 SORTS = ("first", "count", "reward", "fields")
 COLUMNS = ("id", "run", "first step", "count", "reward", "class", "added fields")
-DARK_COLUMNS = ("charge set", "n", "first step", "first found", "models", "count", "best reward")
+GROUP_COLUMNS = ("first step", "first found", "models", "count", "best reward")
 CSV_COLUMNS = ("run", "id", "first_step", "count", "best_run", "best_step", "total_reward",
                "class", "added_fields", "added_fermions", "adds_sm_charged", "vector_like",
                "chiral", "sm_generations", "added", "dark_charges", "dark_set", "hash", "runs")
@@ -94,20 +98,18 @@ def _reward_text(entry: dict[str, Any]) -> str:
     return f"{value:.4g}" if isinstance(value, float) else "" if value is None else str(value)
 
 
-def dark_set_groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One group per primitive chiral anomaly-free U(1)' charge set (`dark_set`) among the
-    entries (as `merge` gives them), in the order of the entries: `charges` (the canonical
-    set), `n`, the first entry's `first_step`, `run` and `id`, `models` (run#id of every
-    entry carrying the set), `count` (their instances summed) and the `best` entry (highest
-    total_reward, ties the earlier). Entries without a set are left out."""
-    groups: dict[tuple[int, ...], dict[str, Any]] = {}
+def group_entries(entries: list[dict[str, Any]],
+                  key: Callable[[dict[str, Any]], Hashable | None]) -> list[dict[str, Any]]:
+    """Entries (as `merge` gives them) grouped by key(entry), leaving out entries whose key is
+    None, in the order of the entries: per group its `key`, the `first` entry, `models` (run#id
+    of every entry in it), `count` (their instances summed) and the `best` entry (highest
+    total_reward, ties the earlier)."""
+    groups: dict[Hashable, dict[str, Any]] = {}
     for e in entries:
-        if not e["dark_set"]:
+        k = key(e)
+        if k is None:
             continue
-        g = groups.setdefault(tuple(e["dark_set"]), {
-            "charges": list(e["dark_set"]), "n": len(e["dark_set"]),
-            "first_step": e["first_step"], "run": e["run"], "id": e["id"],
-            "models": [], "count": 0, "best": e})
+        g = groups.setdefault(k, {"key": k, "first": e, "models": [], "count": 0, "best": e})
         g["models"].append(f"{e['run']}#{e['id']}")
         g["count"] += e["count"]
         if reward_of(e["scores"]) > reward_of(g["best"]["scores"]):
@@ -115,31 +117,80 @@ def dark_set_groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(groups.values())
 
 
+def dark_set_of(entry: dict[str, Any]) -> tuple[int, ...] | None:
+    """The entry's primitive chiral anomaly-free U(1)' charge set (`dark_set`), or None."""
+    return tuple(entry["dark_set"]) if entry["dark_set"] else None
+
+
+def fermions_of(entry: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The entry's gauge group and the labels of the fermions it adds (scalars dropped)."""
+    return (tuple(entry["key"]["gauge"]),
+            tuple(label for label in entry["added"] if not label.startswith("S")))
+
+
 def sort_groups(groups: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
-    """Charge-set groups sorted like `sort_entries`: first, count (most instances first),
-    reward (best model first) or fields (fewest charges first); stable."""
+    """Groups sorted like `sort_entries`: first, count (most instances first), reward (best
+    model first) or fields (fewest first: charges, or added fermions); stable."""
     key = {"first": lambda g: 0, "count": lambda g: -g["count"],
-           "reward": lambda g: -reward_of(g["best"]["scores"]), "fields": lambda g: g["n"]}[by]
+           "reward": lambda g: -reward_of(g["best"]["scores"]),
+           "fields": lambda g: len(g["key"][-1])}[by]
     return sorted(groups, key=key)
 
 
-def _group_row(group: dict[str, Any]) -> list[str]:
-    return ["(" + ", ".join(map(str, group["charges"])) + ")", str(group["n"]),
-            str(group["first_step"]), f"{group['run']}#{group['id']}", str(len(group["models"])),
+def _group_cells(group: dict[str, Any]) -> list[str]:
+    first = group["first"]
+    return [str(first["first_step"]), f"{first['run']}#{first['id']}", str(len(group["models"])),
             str(group["count"]), _reward_text(group["best"])]
 
 
-def dark_summary(groups: list[dict[str, Any]], models: int, zmax: int | None) -> str:
+def _fermion_class(entry: dict[str, Any]) -> str:
+    cls = entry["class"]
+    return ("chiral" if cls["chiral"] else "vector-like" if cls["vector_like"]
+            else "no new fermions" if cls["added_fermions"] == 0 else "SM generations")
+
+
+def dark_summary(groups: list[dict[str, Any]], zmax: int | None) -> str:
     """The footer of the charge-set view: sets by size, and with zmax their coverage."""
-    sizes = sorted({g["n"] for g in groups})
-    by_size = ", ".join(f"n = {n}: {sum(g['n'] == n for g in groups)}" for n in sizes)
+    sizes = sorted({len(g["key"]) for g in groups})
+    by_size = ", ".join(f"n = {n}: {sum(len(g['key']) == n for g in groups)}" for n in sizes)
+    models = sum(len(g["models"]) for g in groups)
     text = (f"{len(groups)} chiral anomaly-free charge set(s)" + (f" ({by_size})" if sizes else "")
             + f" in {models} model(s)")
     if zmax is not None and sizes:
-        cover = coverage([g["charges"] for g in groups], sizes, zmax)
+        cover = coverage([g["key"] for g in groups], sizes, zmax)
         text += f"\ncoverage of the sets with |z| <= {zmax}: " + ", ".join(
             f"n = {n}: {c['found']} of {c['total']}" for n, c in cover.items())
     return text
+
+
+def fermion_summary(groups: list[dict[str, Any]]) -> str:
+    """The footer of the fermion-content view: contents by class."""
+    classes = Counter(_fermion_class(g["first"]) for g in groups)
+    models = sum(len(g["models"]) for g in groups)
+    return (f"{len(groups)} fermion content(s) ("
+            + ", ".join(f"{c}: {n}" for c, n in sorted(classes.items())) + f") in {models} model(s)")
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupView:
+    """A listing of groups of models: what groups them, its columns and its footer."""
+    key: Callable[[dict[str, Any]], Hashable | None]
+    columns: tuple[str, ...]
+    cells: Callable[[dict[str, Any]], list[str]]      # the group's leading columns
+    json_fields: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+DARK_SETS = GroupView(
+    key=dark_set_of,
+    columns=("charge set", "n") + GROUP_COLUMNS,
+    cells=lambda g: ["(" + ", ".join(map(str, g["key"])) + ")", str(len(g["key"]))],
+    json_fields=lambda g: {"charges": list(g["key"]), "n": len(g["key"])})
+FERMION_CONTENTS = GroupView(
+    key=fermions_of,
+    columns=("added fermions", "class") + GROUP_COLUMNS,
+    cells=lambda g: [" + ".join(g["key"][1]) or "(none)", _fermion_class(g["first"])],
+    json_fields=lambda g: {"gauge": list(g["key"][0]), "fermions": list(g["key"][1]),
+                           "class": _fermion_class(g["first"])})
 
 
 def _row(entry: dict[str, Any]) -> list[str]:
@@ -191,6 +242,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, metavar="N", help="show at most N models (sets)")
     p.add_argument("--dark-sets", action="store_true",
                    help="one row per chiral anomaly-free U(1)' charge set instead of per model")
+    p.add_argument("--fermions", action="store_true",
+                   help="one row per added fermion content (scalars ignored) instead of per model")
     p.add_argument("--zmax", type=int, metavar="Z",
                    help="with --dark-sets: also the coverage of all such sets with |z| <= Z")
     return p
@@ -218,8 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             entries = [e for e in entries if e["class"]["adds_sm_charged"]]
         if args.zmax is not None and (not args.dark_sets or args.zmax < 1):
             fail(f"--zmax {args.zmax}: expected a positive number, with --dark-sets")
-        if args.dark_sets:
-            return _print_dark_sets(args, entries)
+        if args.dark_sets and args.fermions:
+            fail("--dark-sets and --fermions: choose one grouping")
+        if args.dark_sets or args.fermions:
+            return _print_groups(args, entries)
         entries = sort_entries(entries, args.sort)[:args.limit]
         if args.json:
             print(json.dumps(entries, indent=1))
@@ -233,30 +288,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print_dark_sets(args: argparse.Namespace, entries: list[dict[str, Any]]) -> int:
-    groups = dark_set_groups(entries)
+def _print_groups(args: argparse.Namespace, entries: list[dict[str, Any]]) -> int:
+    view = DARK_SETS if args.dark_sets else FERMION_CONTENTS
+    groups = group_entries(entries, view.key)
     shown = sort_groups(groups, args.sort)[:args.limit]
     if args.json:
-        print(json.dumps([{k: v for k, v in g.items() if k != "best"}
-                          | {"best": f"{g['best']['run']}#{g['best']['id']}"} for g in shown],
-                         indent=1))
+        print(json.dumps([view.json_fields(g) | {
+            "first_step": g["first"]["first_step"], "run": g["first"]["run"],
+            "id": g["first"]["id"], "models": g["models"], "count": g["count"],
+            "best": f"{g['best']['run']}#{g['best']['id']}"} for g in shown], indent=1))
         return 0
-    rows = [_group_row(g) for g in shown]
+    rows = [view.cells(g) + _group_cells(g) for g in shown]
     if args.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(DARK_COLUMNS + ("models_list",))
+        writer.writerow(view.columns + ("models_list",))
         writer.writerows(r + [" ".join(g["models"])] for r, g in zip(rows, shown))
         return 0
     if args.markdown:
-        print("\n".join(["| " + " | ".join(DARK_COLUMNS) + " |", "|" + "---|" * len(DARK_COLUMNS)]
+        print("\n".join(["| " + " | ".join(view.columns) + " |", "|" + "---|" * len(view.columns)]
                         + ["| " + " | ".join(r) + " |" for r in rows]))
-    else:
-        table = [list(DARK_COLUMNS)] + rows
-        widths = [max(len(r[k]) for r in table) for k in range(len(DARK_COLUMNS))]
-        print("\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table))
-    print(dark_summary(groups, sum(len(g["models"]) for g in groups), args.zmax))
+    else:   # aligned, the first column last so that long contents do not push the others
+        table = [list(view.columns[1:]) + [view.columns[0]]] + [r[1:] + r[:1] for r in rows]
+        widths = [max(len(r[k]) for r in table) for k in range(len(view.columns) - 1)]
+        print("\n".join("  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]])
+                        for r in table))
+    print(dark_summary(groups, args.zmax) if args.dark_sets else fermion_summary(groups))
     return 0
 
 
-__all__ = ["merge", "sort_entries", "dark_set_groups", "sort_groups", "dark_summary",
+__all__ = ["merge", "sort_entries", "group_entries", "dark_set_of", "fermions_of", "sort_groups",
+           "dark_summary", "fermion_summary", "DARK_SETS", "FERMION_CONTENTS",
            "format_table", "format_markdown", "write_csv", "main"]
