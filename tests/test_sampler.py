@@ -188,14 +188,14 @@ def test_no_tail_when_every_block_ends_before_it():
     options = S.SamplerOptions()
     windows = S._windows(128, 56, S.block_ends(128))
     assert S.split_tail(windows, 32, options) == (windows, None)
-    # the original size: blocks to 128, then the tail on 16 slots (8 for a batch of 8)
+    # the original size: blocks to 128, then the tail on 4 slots (2 for a batch of 2)
     windows = S._windows(512, 1, S.block_ends(512))
-    assert S.split_tail(windows, 64, options) == ([(64, 64), (128, 128)], 16)
-    assert S.split_tail(windows, 8, options) == ([(64, 64), (128, 128)], 8)
+    assert S.split_tail(windows, 64, options) == ([(64, 64), (128, 128)], 4)
+    assert S.split_tail(windows, 2, options) == ([(64, 64), (128, 128)], 2)
     assert S.split_tail(windows, 64, S.SamplerOptions(tail_slots=None)) == (windows, None)
     # a prompt past tail_from keeps its own block
     assert S.split_tail(S._windows(512, 200, S.block_ends(512)), 64, options) == (
-        [(256, 256)], 16)
+        [(256, 256)], 4)
 
 
 def test_greedy_is_argmax_of_masked_logits(setup, rollout):

@@ -43,7 +43,10 @@ Each (block, slot size) pair is one compiled loop body.
 The tail. Past position 128 (`SamplerOptions.tail_from`) few rows are left (the original
 size's theories average 28 tokens of 512), so instead of four more blocks of five slot sizes each, the
 rest runs in one window of max_len on `tail_slots` slots: the unfinished rows a chunk at
-a time, each chunk to its end (`run_tail`). That is one loop body, not twenty.
+a time, each chunk to its end (`run_tail`). That is one loop body, not twenty. Few slots,
+because a chunk's last row often runs long alone and a step over the 512-position window
+reads the cache of every slot: 4 slots cost less than 16 unless more than ~8 rows are that
+long, which a policy writing 28-token theories does not do.
 
 Sampling draws one uniform per row and inverts the CDF of the masked policy
 (Gumbel-max would need V random numbers and 2V logs per row per step); the CDF
@@ -79,8 +82,9 @@ class SamplerOptions:
     stop_pos: int | None = None     # stop before this position even if rows are unfinished
     #                                 (benchmarks); None: max_len
     tail_from: int = 128            # blocks ending past this position are the tail
-    tail_slots: int | None = 16     # the tail runs in one window of max_len on this many slots at
-    #                                 a time (rows that long are few); None: in blocks, as before it
+    tail_slots: int | None = 4      # the tail runs in one window of max_len on this many slots at
+    #                                 a time (rows that long are few: 4 sampled the original size
+    #                                 ~15 % faster than 16, docs/performance.md); None: in blocks
 
     def __post_init__(self):
         # a tail of 0 slots would never finish its rows (the sampler would loop for ever)
