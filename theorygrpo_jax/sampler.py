@@ -249,15 +249,17 @@ def _take_rows(state: SamplingState, idx: jax.Array) -> SamplingState:
 
 
 def _put_rows(state: SamplingState, idx: jax.Array, part: SamplingState,
-              keep: jax.Array | None = None) -> SamplingState:
-    """`state` with slots `idx` replaced by the (smaller) state `part`; with keep [slots] bool,
-    only the slots where it is True (the others' rows stay as they were in `state`)."""
+              keep: jax.Array | None = None,
+              fields: tuple[str, ...] = _PER_SLOT) -> SamplingState:
+    """`state` with slots `idx` replaced by the (smaller) state `part` (its `pos` too); with keep
+    [slots] bool, only the slots where it is True (the others' rows stay as they were in
+    `state`). Only `fields` are written back; the others keep `state`'s."""
     def put(a, p):
         if keep is not None:
             p = jnp.where(keep.reshape((-1,) + (1,) * (p.ndim - 1)), p, a[idx])
         return a.at[idx].set(p)
-    return part.replace(**{f: jax.tree_util.tree_map(put, getattr(state, f), getattr(part, f))
-                           for f in _PER_SLOT})
+    return state.replace(pos=part.pos, **{
+        f: jax.tree_util.tree_map(put, getattr(state, f), getattr(part, f)) for f in fields})
 
 
 @struct.dataclass
@@ -394,16 +396,19 @@ def _tail_chunk(decoder: Decoder, slots: int, start: jax.Array,
     idx = jnp.argsort(~todo, stable=True)[:slots]   # rows to do first
     run = todo[idx]                                  # [slots] bool: a row to do, not a filler
     part = _take_rows(s, idx).replace(done=s.done[idx] | ~run, pos=start)
+    part = part.replace(cache=M.grow_cache(part.cache, decoder.config.max_len))
     part = _loop_while_more_than(decoder, part, decoder.stop_pos, 0)
-    return (_put_rows(s, idx, part, keep=run), todo.at[idx].set(False),
-            jnp.maximum(reached, part.pos))
+    # Only what the output needs goes back: each row runs in one chunk, so the batch's cache
+    # stays at the blocks' window (growing all of it to max_len cost a copy as large as the
+    # whole batch's cache at max_len: 537 MB for 64 rows at the original size).
+    return (_put_rows(s, idx, part, keep=run, fields=("tokens", "logprobs", "done")),
+            todo.at[idx].set(False), jnp.maximum(reached, part.pos))
 
 
 def run_tail(decoder: Decoder, s: SamplingState, slots: int) -> SamplingState:
     """The positions after the blocks, in one window of max_len: the unfinished rows, `slots` at
     a time, each run to its end. One compiled loop body instead of one per block and slot size
     (the original size's 512 positions had 30); rows this long are few, so the chunks are few."""
-    s = s.replace(cache=M.grow_cache(s.cache, decoder.config.max_len))
     chunk = functools.partial(_tail_chunk, decoder, slots, s.pos)
     s, _, reached = jax.lax.while_loop(lambda c: jnp.any(c[1]), chunk, (s, ~s.done, s.pos))
     return s.replace(pos=reached)
