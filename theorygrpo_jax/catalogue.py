@@ -304,14 +304,14 @@ def _print_groups(args: argparse.Namespace, entries: list[dict[str, Any]]) -> in
         writer.writerow(view.columns + ("models_list",))
         writer.writerows(r + [" ".join(g["models"])] for r, g in zip(rows, shown))
         return 0
-    if args.markdown:
+    if args.markdown:   # a table alone, as the model view's
         print("\n".join(["| " + " | ".join(view.columns) + " |", "|" + "---|" * len(view.columns)]
                         + ["| " + " | ".join(r) + " |" for r in rows]))
-    else:   # aligned, the first column last so that long contents do not push the others
-        table = [list(view.columns[1:]) + [view.columns[0]]] + [r[1:] + r[:1] for r in rows]
-        widths = [max(len(r[k]) for r in table) for k in range(len(view.columns) - 1)]
-        print("\n".join("  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]])
-                        for r in table))
+        return 0
+    # aligned, the first column last so that long contents do not push the others
+    table = [list(view.columns[1:]) + [view.columns[0]]] + [r[1:] + r[:1] for r in rows]
+    widths = [max(len(r[k]) for r in table) for k in range(len(view.columns) - 1)]
+    print("\n".join("  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]) for r in table))
     print(dark_summary(groups, args.zmax) if args.dark_sets else fermion_summary(groups))
     return 0
 
