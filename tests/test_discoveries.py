@@ -602,6 +602,23 @@ def test_cli_dark_sets_counts_each_charge_set_once(tmp_path: Path, capsys) -> No
     assert code == 2 and out == "" and err.startswith("error: --zmax 9") and len(err.splitlines()) == 1
 
 
+def test_cli_dark_sets_sort_by_fields_counts_charges(tmp_path: Path, capsys) -> None:
+    # (1, 1, 1, -4, -4, 5): sum 3 - 8 + 5 = 0, cubes 3 - 128 + 125 = 0, no zero and no z, -z
+    # pair: a chiral anomaly-free set of six; sorted(z) = (-4, -4, 1, 1, 1, 5) > sorted(-z) =
+    # (-5, -1, -1, -1, 4, 4), its canonical form. Found before the five-charge set, listed
+    # after it by --sort fields (fewest charges first).
+    prompt = parse_prompt_text(DARK_PROMPT)
+    cat = DiscoveryCatalogue(tmp_path / "a", prompt=prompt)
+    cat.add_batch([(singlets(1, 1, 1, -4, -4, 5), {"total_reward": 1.0})], step=1)
+    cat.add_batch([(singlets(1, 5, -7, -8, 9), {"total_reward": 1.0})], step=2)
+    code, out, _ = run_cli([str(tmp_path / "a"), "--dark-sets", "--json"], capsys)
+    assert [g["charges"] for g in json.loads(out)] == [[-4, -4, 1, 1, 1, 5], [-8, -7, 1, 5, 9]]
+    code, out, _ = run_cli([str(tmp_path / "a"), "--dark-sets", "--sort", "fields", "--json"],
+                           capsys)
+    assert code == 0
+    assert [g["n"] for g in json.loads(out)] == [5, 6]
+
+
 def test_cli_fermions_groups_models_by_their_added_fermions(tmp_path: Path, capsys) -> None:
     # Run a: three nu_R (NU_A), the same with a singlet scalar (another model, the same matter),
     # a 4th generation, the same with a leptoquark scalar (3, 1)_{-1/3} (q_-2, SU3 F);

@@ -128,12 +128,14 @@ def fermions_of(entry: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]
             tuple(label for label in entry["added"] if not label.startswith("S")))
 
 
-def sort_groups(groups: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
+def sort_groups(groups: list[dict[str, Any]], by: str,
+                size: Callable[[Hashable], int]) -> list[dict[str, Any]]:
     """Groups sorted like `sort_entries`: first, count (most instances first), reward (best
-    model first) or fields (fewest first: charges, or added fermions); stable."""
+    model first) or fields (fewest first, as size(group key) counts them: the view's
+    `GroupView.size`); stable."""
     key = {"first": lambda g: 0, "count": lambda g: -g["count"],
            "reward": lambda g: -reward_of(g["best"]["scores"]),
-           "fields": lambda g: len(g["key"][-1])}[by]
+           "fields": lambda g: size(g["key"])}[by]
     return sorted(groups, key=key)
 
 
@@ -175,6 +177,7 @@ def fermion_summary(groups: list[dict[str, Any]]) -> str:
 class GroupView:
     """A listing of groups of models: what groups them, its columns and its footer."""
     key: Callable[[dict[str, Any]], Hashable | None]
+    size: Callable[[Hashable], int]                   # fields in a group's key (--sort fields)
     columns: tuple[str, ...]
     cells: Callable[[dict[str, Any]], list[str]]      # the group's leading columns
     json_fields: Callable[[dict[str, Any]], dict[str, Any]]
@@ -182,11 +185,13 @@ class GroupView:
 
 DARK_SETS = GroupView(
     key=dark_set_of,
+    size=len,                                         # charges
     columns=("charge set", "n") + GROUP_COLUMNS,
     cells=lambda g: ["(" + ", ".join(map(str, g["key"])) + ")", str(len(g["key"]))],
     json_fields=lambda g: {"charges": list(g["key"]), "n": len(g["key"])})
 FERMION_CONTENTS = GroupView(
     key=fermions_of,
+    size=lambda key: len(key[1]),                     # added fermions (key: gauge, fermions)
     columns=("added fermions", "class") + GROUP_COLUMNS,
     cells=lambda g: [" + ".join(g["key"][1]) or "(none)", _fermion_class(g["first"])],
     json_fields=lambda g: {"gauge": list(g["key"][0]), "fermions": list(g["key"][1]),
@@ -291,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
 def _print_groups(args: argparse.Namespace, entries: list[dict[str, Any]]) -> int:
     view = DARK_SETS if args.dark_sets else FERMION_CONTENTS
     groups = group_entries(entries, view.key)
-    shown = sort_groups(groups, args.sort)[:args.limit]
+    shown = sort_groups(groups, args.sort, view.size)[:args.limit]
     if args.json:
         print(json.dumps([view.json_fields(g) | {
             "first_step": g["first"]["first_step"], "run": g["first"]["run"],
