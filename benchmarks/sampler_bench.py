@@ -45,6 +45,7 @@ policy under the grammar masks) and reports:
 from __future__ import annotations
 
 import functools
+import json
 import resource
 import statistics
 import time
@@ -277,27 +278,76 @@ ABLATION = {  # name -> sampler options; each variant samples the very same theo
 }
 
 
+def _interleaved_seconds(calls: dict[str, Any], keys: list[jax.Array],
+                         rounds: int) -> dict[str, list[list[float]]]:
+    """Seconds of each call(key), [name][key][round]: every round runs every key through every
+    call in turn, so a burst of load hits them alike. Each call is compiled first."""
+    for call in calls.values():
+        jax.block_until_ready(call(keys[0]))
+    times = {name: [[] for _ in keys] for name in calls}
+    for _ in range(rounds):
+        for i, key in enumerate(keys):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                jax.block_until_ready(call(key))
+                times[name][i].append(time.perf_counter() - start)
+    return times
+
+
+def _sampler_calls(config: M.ModelConfig, batch: int, seed: int,
+                   options: dict[str, SamplerOptions]) -> dict[str, Any]:
+    """name -> call(key): the sampler from a fresh model on BOS prompts with those options."""
+    params = M.init_params(config, jax.random.PRNGKey(seed))
+    tables = automaton.load_tables()
+    tokens, prompt_len = _blank_prompts(config.max_len, batch)
+    return {name: functools.partial(lambda key, o: S.sample_tokens(
+        params, tables, tokens, prompt_len, key, UNTEMPERED, config=config, options=o), o=o)
+        for name, o in options.items()}
+
+
 def run_ablation(preset: str = "cpu_default", batch: int = 64, repeats: int = 3,
                  seed: int = 0) -> dict[str, Any]:
     """Seconds per batch (best of `repeats`, interleaved) of the sampler's speed-ups switched
     off one by one: the whole cache every step, then cache windows, then compaction."""
     config = getattr(M.ModelConfig, preset)()
-    params = M.init_params(config, jax.random.PRNGKey(seed))
-    tables = automaton.load_tables()
-    tokens, prompt_len = _blank_prompts(config.max_len, batch)
-    calls = {name: (lambda key, options=options(config): S.sample_tokens(
-        params, tables, tokens, prompt_len, key, UNTEMPERED, config=config, options=options))
-        for name, options in ABLATION.items()}
-    for call in calls.values():
-        jax.block_until_ready(call(jax.random.PRNGKey(seed)))
-    best = {name: float("inf") for name in calls}
-    for i in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            jax.block_until_ready(call(jax.random.PRNGKey(seed + 1 + i)))
-            best[name] = min(best[name], time.perf_counter() - start)
+    calls = _sampler_calls(config, batch, seed,
+                           {name: options(config) for name, options in ABLATION.items()})
+    keys = [jax.random.PRNGKey(seed + 1 + i) for i in range(repeats)]
+    times = _interleaved_seconds(calls, keys, rounds=1)
     return dict(preset=preset, batch=batch, matmul_flops_per_s=measure_matmul_flops(),
-                **{f"{name}_s": t for name, t in best.items()})
+                **{f"{name}_s": min(t[0] for t in ts) for name, ts in times.items()})
+
+
+def run_options(variants: list[dict[str, Any]], preset: str = "original", batch: int = 64,
+                keys: int = 6, rounds: int = 3, seed: int = 0) -> dict[str, Any]:
+    """Generated tokens/s of the sampler under each `SamplerOptions(**variant)`, interleaved in
+    one process (the way the tail's slot count was chosen): `keys` batches from a fresh model
+    on BOS prompts, each timed `rounds` times; per variant the sum over batches of the best
+    and of the median time. Every variant samples the same theories (checked)."""
+    check_counts(keys, rounds)
+    if not variants:
+        raise ValueError("--options: give at least one JSON object of SamplerOptions fields")
+    config = getattr(M.ModelConfig, preset)()
+    named = {}
+    for v in variants:
+        try:
+            named[json.dumps(v, sort_keys=True)] = SamplerOptions(**v)
+        except (TypeError, ValueError) as e:   # an unknown field, or a value it refuses
+            raise ValueError(f"--options {json.dumps(v)}: {e}") from None
+    calls = _sampler_calls(config, batch, seed, named)
+    rng_keys = [jax.random.PRNGKey(seed + 1 + i) for i in range(keys)]
+    outputs = {name: [jax.device_get(call(k)) for k in rng_keys] for name, call in calls.items()}
+    first = next(iter(outputs.values()))
+    if any(not np.array_equal(a.tokens, b.tokens)
+           for out in outputs.values() for a, b in zip(out, first)):
+        raise ValueError("the variants sampled different theories")
+    generated = sum(int(np.sum(r.completion_mask)) for r in first)
+    times = _interleaved_seconds(calls, rng_keys, rounds)
+    return {"preset": preset, "batch": batch, "keys": keys, "rounds": rounds,
+            "generated_tokens": generated, "cpu": host_cpu(), "tokens_per_s": {
+                name: {"best": generated / sum(min(t) for t in ts),
+                       "median": generated / sum(statistics.median(t) for t in ts)}
+                for name, ts in times.items()}}
 
 
 def run_parts(batches: tuple[int, ...] = (4, 32, 64), steps: int = 50,

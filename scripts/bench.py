@@ -9,11 +9,14 @@
     python scripts/bench.py --json --processes 0   # one pinned process per core
     python scripts/bench.py --json --preset original --matmul-dtype bfloat16
                                                    # weight matmuls on bfloat16 operands
+    python scripts/bench.py --json --preset original --devices 1 --repeats 6 --tries 3 \
+        --options '{"tail_slots": 16}' '{}'        # SamplerOptions compared, interleaved
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                          "and the token draw at batches 4, 32, 64")
     ap.add_argument("--ablation", action="store_true",
                     help="instead: seconds per batch with cache windows / compaction switched off")
+    ap.add_argument("--options", nargs="+", metavar="JSON", default=None,
+                    help="instead: tokens/s under each SamplerOptions (a JSON object of its "
+                         "fields, e.g. '{\"tail_slots\": 16}' '{}'), interleaved in one "
+                         "process on --batch rows, --repeats batches, --tries rounds")
     ap.add_argument("--processes", type=int, default=None,
                     help="instead: one pinned worker process per core (or this many), each "
                          "sampling its rows of the batch on one device; 0: one per core")
@@ -59,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.processes is not None and args.processes < 0:
         ap.error(f"--processes must be 0 (one per core) or a positive count, got {args.processes}")
     if args.matmul_dtype is not None and (args.processes is not None or args.parts
-                                          or args.ablation):
-        ap.error("--matmul-dtype applies to the main benchmark, not to --processes, --parts "
-                 "or --ablation")
+                                          or args.ablation or args.options is not None):
+        ap.error("--matmul-dtype applies to the main benchmark, not to --processes, --parts, "
+                 "--ablation or --options")
     if args.devices < 0:
         ap.error(f"--devices must be 0 (every device) or a positive count, got {args.devices}")
     flags = os.environ.get("XLA_FLAGS", "")
@@ -79,6 +86,17 @@ def main(argv: list[str] | None = None) -> int:
                                    repeats=args.repeats, tries=args.tries)
         elif args.parts:
             result = bench.run_parts()
+        elif args.options is not None:
+            variants = []
+            for text in args.options:
+                try:
+                    variants.append(json.loads(text))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"--options {text!r}: not JSON ({e.msg})") from None
+                if not isinstance(variants[-1], dict):
+                    raise ValueError(f"--options {text!r}: expected a JSON object")
+            result = bench.run_options(variants, args.preset, args.batch, keys=args.repeats,
+                                       rounds=args.tries)
         elif args.ablation:
             result = bench.run_ablation(args.preset, args.batch, repeats=args.repeats)
         else:

@@ -46,7 +46,21 @@ def test_matmul_dtype_outside_the_main_benchmark_is_a_usage_error():
     proc = _bench("--parts", "--matmul-dtype", "bfloat16")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith(
-        "--matmul-dtype applies to the main benchmark, not to --processes, --parts or --ablation")
+        "--matmul-dtype applies to the main benchmark, not to --processes, --parts, --ablation "
+        "or --options")
+
+
+def test_bad_sampler_options_are_one_line_errors():
+    cases = {"nope": "error: --options 'nope': not JSON (Expecting value)",
+             "[16]": "error: --options '[16]': expected a JSON object",
+             '{"tails": 4}': ('error: --options {"tails": 4}: SamplerOptions.__init__() got an '
+                              "unexpected keyword argument 'tails'"),
+             '{"tail_slots": 0}': ('error: --options {"tail_slots": 0}: SamplerOptions.tail_slots '
+                                   "must be >= 1 or None, got 0")}
+    for text, message in cases.items():
+        proc = _bench("--options", text, "--devices", "1")
+        assert proc.returncode == 2, (text, proc.stderr)
+        assert proc.stderr.strip() == message
 
 
 def test_reward_bench_bad_counts_is_a_one_line_error():
